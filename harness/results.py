@@ -1,0 +1,320 @@
+"""The result schema: one versioned JSON file per run, written atomically, never overwritten.
+
+Raw samples (per-step times, per-epoch metrics) are stored; statistics are derived from them.
+This module is TF-free: compare and report read results without TensorFlow installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config import ConfigError, RunSpec
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "interrupted")
+
+
+class ResultError(ValueError):
+    """A result file is missing, unreadable, malformed, or of another schema version."""
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """Keras History values of one epoch (accuracy in 0-1)."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    epoch_time_s: float
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    source: str
+    n_train: int  # before the validation split
+    n_val: int
+    n_test: int
+    sha256: str  # fingerprint of the arrays (see data.fingerprint)
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Raw step timings and the statistics derived from them (all times are wall clock)."""
+
+    # One sample per Keras batch callback: the wall time between consecutive batch ends, divided
+    # by the number of steps it covers (steps_per_execution), so every sample is "ms per step".
+    step_time_ms: list[float]
+    steps_per_sample: int
+    warmup_steps: int  # steps excluded from steady state (first epoch or configured)
+    compile_time_s: float  # the first training step: tracing (+ XLA compilation)
+    warmup_time_s: float  # all warm-up steps, compile included
+    steady_throughput_samples_per_s: float | None
+    step_time_ms_p50: float | None
+    step_time_ms_p90: float | None
+    step_time_ms_p99: float | None
+    train_time_s: float  # sum of fit() epoch times (training + validation)
+    total_wall_time_s: float  # worker start to result, data loading and TF import included
+
+
+@dataclass(frozen=True)
+class Memory:
+    peak_rss_mb: float  # psutil sampler maximum
+    ru_maxrss_mb: float  # getrusage high-water mark of the worker process
+    rss_sample_interval_s: float
+    tf_device: str  # device whose allocator was queried, e.g. "CPU:0" or "GPU:0"
+    tf_peak_mb: float | None  # TF allocator peak (counts TF tensors only)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What actually ran, read back from TensorFlow, not the flags that were asked for."""
+
+    physical_devices: list[str]
+    variable_device: str
+    dtype_policy: str
+    jit_compile: bool
+    deterministic_ops: bool
+    steps_per_execution: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: str
+    spec: dict[str, Any]
+    started_utc: str
+    finished_utc: str
+    dataset: DatasetInfo | None = None
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    generalization_gap: float | None = None  # train acc - val acc, last epoch
+    params: int | None = None
+    timing: Timing | None = None
+    memory: Memory | None = None
+    evidence: Evidence | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+    # Mode-specific payload (e.g. the numerics probe's per-layer values).
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ResultError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def run_spec(self) -> RunSpec:
+        return RunSpec.from_dict(self.spec)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunResult:
+        """Strict load: schema version checked first, then every field's type."""
+        if not isinstance(data, dict):
+            raise ResultError(f"a result must be a JSON object, got {type(data).__name__}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+                raise ResultError(
+                    f"result has schema_version {version}, newer than this tfparity reads ({SCHEMA_VERSION}); "
+                    "upgrade tfparity to read it")
+            raise ResultError(
+                f"result has schema_version {version!r}, this tfparity reads version {SCHEMA_VERSION}; "
+                "re-run the benchmark with this version (older results are not migrated)")
+        result = _build(cls, data, "result")
+        try:
+            result.run_spec  # noqa: B018 - validates the embedded spec
+        except ConfigError as exc:
+            raise ResultError(f"result spec is invalid: {exc}") from None
+        return result
+
+
+# --- strict construction from JSON -------------------------------------------------------------
+
+_NESTED = {"dataset": DatasetInfo, "timing": Timing, "memory": Memory, "evidence": Evidence}
+
+
+def _check_type(value: Any, annotation: str, where: str) -> Any:
+    """Check a JSON value against the (string) annotation of a field; ints are accepted as floats."""
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    if value is None:
+        if optional:
+            return None
+        raise ResultError(f"{where} must not be null")
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResultError(f"{where} must be a number, got {value!r:.80}")
+        return float(value)
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ResultError(f"{where} must be an integer, got {value!r:.80}")
+        return value
+    if base == "str":
+        if not isinstance(value, str):
+            raise ResultError(f"{where} must be a string, got {value!r:.80}")
+        return value
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ResultError(f"{where} must be true or false, got {value!r:.80}")
+        return value
+    if base in ("list[float]", "list[str]"):
+        item = base[5:-1]
+        if not isinstance(value, list):
+            raise ResultError(f"{where} must be a list, got {type(value).__name__}")
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if base == "dict[str, Any]":
+        if not isinstance(value, dict):
+            raise ResultError(f"{where} must be an object, got {type(value).__name__}")
+        return value
+    raise AssertionError(f"unhandled annotation {annotation!r}")  # a bug in this module, not input
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ResultError(f"{where} must be an object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields), key=str)
+    if unknown:
+        raise ResultError(f"{where} has unknown key(s) {unknown!r:.200}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        sub = f"{where}.{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ResultError(f"{sub} is missing")
+            continue
+        value = data[name]
+        annotation = str(f.type)
+        if name in _NESTED and cls is RunResult:
+            kwargs[name] = None if value is None else _build(_NESTED[name], value, sub)
+        elif name == "epochs" and cls is RunResult:
+            if not isinstance(value, list):
+                raise ResultError(f"{sub} must be a list")
+            kwargs[name] = [_build(EpochMetrics, v, f"{sub}[{i}]") for i, v in enumerate(value)]
+        else:
+            kwargs[name] = _check_type(value, annotation, sub)
+    try:
+        return cls(**kwargs)
+    except ResultError as exc:
+        raise ResultError(f"{where}: {exc}") from None
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars reach here from metric code; anything else is a bug worth failing on.
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN/Inf: store them as null (a NaN loss is recorded via status/error)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, overwrite: bool = False) -> Path:
+    """Write JSON via a temp file in the same directory, fsync, then link/rename into place.
+
+    With ``overwrite=False`` (the default) an existing file is never replaced: the final step is
+    ``os.link``, which fails atomically if the target exists. A crash at any point leaves either
+    no file or the complete file, never a partial one.
+    """
+    path = Path(path)
+    text = json.dumps(_finite(data), indent=1, sort_keys=False, default=_json_default, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f"refusing to overwrite existing result {str(path)!r}") from None
+            os.unlink(tmp)
+        tmp = ""
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_result(result: RunResult, path: str | os.PathLike[str]) -> Path:
+    """Write a result file atomically; refuses to overwrite an existing one."""
+    return write_json_atomic(path, result.to_dict())
+
+
+def load_result(path: str | os.PathLike[str]) -> RunResult:
+    """Strictly load one result file; every problem is a :class:`ResultError` naming the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise ResultError(f"cannot read result {str(path)!r}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ResultError(f"result {str(path)!r} is not valid JSON: {exc}") from None
+    try:
+        return RunResult.from_dict(data)
+    except (ResultError, RecursionError) as exc:
+        raise ResultError(f"result {str(path)!r}: {exc}") from None
+
+
+def result_files(target: str | os.PathLike[str]) -> list[Path]:
+    """Result JSON files under a file or directory (recursively), excluding specs and manifests."""
+    target = Path(target)
+    if target.is_file():
+        return [target]
+    if not target.is_dir():
+        raise ResultError(f"no such results file or directory: {str(target)!r}")
+    return sorted(
+        p for p in target.rglob("*.json")
+        if not p.name.startswith(".") and p.parent.name != "specs" and p.name not in MANIFEST_NAMES)
+
+
+MANIFEST_NAMES = ("suite.json", "compare.json", "summary.json")
+
+
+def load_results(targets: list[str | os.PathLike[str]]) -> list[RunResult]:
+    """Load every result under the given files/directories; any bad file is an error naming it."""
+    results = []
+    for target in targets:
+        files = result_files(target)
+        if not files:
+            raise ResultError(f"no result files found in {str(target)!r}")
+        results.extend(load_result(p) for p in files)
+    return results
