@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import UserError
+
 SPEC_VERSION = 1
 
 DEVICES = ("cpu", "gpu")
@@ -32,7 +34,7 @@ DATASETS = ("mnist", "mnist-5k", "fashion-mnist", "synthetic")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A user-supplied configuration value is invalid. The message quotes the bad value."""
 
 

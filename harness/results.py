@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import ConfigError, RunSpec
+from harness.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "interrupted")
 
 
-class ResultError(ValueError):
+class ResultError(UserError, ValueError):
     """A result file is missing, unreadable, malformed, or of another schema version."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.config import RunSpec
+from harness.errors import UserError
 from harness.results import ResultError, RunResult, load_result, write_json_atomic, write_result
 from harness.timeutil import utc_now
 
@@ -28,7 +29,7 @@ PROGRESS_PREFIX = "TFPARITY_PROGRESS "
 LOG_TAIL_LINES = 40
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError, RuntimeError):
     """The backend cannot run anything (engine down, image build failed, ...): a user-facing line."""
 
 
