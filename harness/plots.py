@@ -1,0 +1,380 @@
+"""Report figures: plain data in, PNG bytes out (matplotlib, Agg, no global pyplot state).
+
+Every function takes already-grouped data (the report module does the grouping and statistics)
+and returns the bytes of one PNG. Figures are built on :class:`matplotlib.figure.Figure` with an
+Agg canvas directly, so no GUI backend is ever touched and nothing leaks between calls.
+
+Readable in light print: white background, dark text, an Okabe-Ito palette (colour-blind safe)
+and, where lines are compared, distinct line styles and markers so that a grey-scale print still
+separates them. Layout uses constrained layout, so labels do not overlap.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Okabe-Ito: distinguishable for colour-blind readers and in grey-scale (varied luminance).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+DPI = 110
+SYNTHETIC_NOTE = "synthetic data"
+
+
+@dataclass(frozen=True)
+class CurvePanel:
+    """Per-epoch train/val accuracy of one model on one path (one list per seed)."""
+
+    model: str
+    path: str
+    dataset: str
+    train_accuracy: list[list[float]]
+    val_accuracy: list[list[float | None]]
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar with an optional confidence interval (``low``/``high`` absolute, not deltas)."""
+
+    label: str
+    value: float
+    low: float | None = None
+    high: float | None = None
+    synthetic: bool = False
+    group: str = ""  # bars of one group (e.g. a path) share a colour
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Raw samples of one group (e.g. steady-state step times in ms)."""
+
+    label: str
+    samples: list[float]
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class MemoryBar:
+    label: str
+    peak_rss_mb: float | None
+    tf_peak_mb: float | None
+    tf_device: str = ""
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    """One path's values over history entries (times are UTC datetimes)."""
+
+    label: str
+    times: list[_dt.datetime]
+    throughput_samples_per_s: list[float | None]
+    test_accuracy: list[float | None]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _figure(width_in: float, height_in: float) -> Any:
+    """A Figure with an Agg canvas attached and constrained layout; no pyplot involved."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained", facecolor="white")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    return buf.getvalue()
+
+
+def _style_axes(ax: Any) -> None:
+    ax.set_facecolor("white")
+    ax.grid(True, color="#d9d9d9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _label(text: str, synthetic: bool) -> str:
+    return f"{text} [{SYNTHETIC_NOTE}]" if synthetic else text
+
+
+def _empty_figure(message: str, width_in: float = 6.0, height_in: float = 1.6) -> Any:
+    """A small figure that says why there is nothing to plot (never a blank image)."""
+    fig = _figure(width_in, height_in)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="#333333",
+            transform=ax.transAxes, wrap=True)
+    return fig
+
+
+def _mean_band(rows: Sequence[Sequence[float | None]]) -> tuple[list[float], list[float], list[float]]:
+    """Per-epoch mean, min and max over seeds; epochs missing in some seeds use the seeds present."""
+    import numpy as np
+
+    length = max(len(r) for r in rows)
+    means, lows, highs = [], [], []
+    for i in range(length):
+        vals = [r[i] for r in rows if i < len(r) and r[i] is not None and math.isfinite(r[i])]
+        if vals:
+            arr = np.asarray(vals, dtype=float)
+            means.append(float(arr.mean()))
+            lows.append(float(arr.min()))
+            highs.append(float(arr.max()))
+        else:
+            means.append(math.nan)
+            lows.append(math.nan)
+            highs.append(math.nan)
+    return means, lows, highs
+
+
+def accuracy_curves_figure(panels: Sequence[CurvePanel]) -> Any:
+    """Train vs validation accuracy per epoch, one panel per model x path.
+
+    The mean over seeds is drawn as a line, the seed range (min-max) as a light band, and the
+    area between the train and validation means is hatched: that area is the overfitting gap.
+    Rows are models (and datasets), columns are paths, so a column compares models on one path.
+    """
+    if not panels:
+        return _empty_figure("No successful training runs: no accuracy curves to draw.")
+    rows = sorted({(p.model, p.dataset) for p in panels})
+    cols = sorted({p.path for p in panels})
+    ncols = min(len(cols), 4)
+    # Paths beyond four columns wrap onto extra rows of the same model.
+    col_chunks = [cols[i:i + ncols] for i in range(0, len(cols), ncols)]
+    nrows = len(rows) * len(col_chunks)
+    fig = _figure(max(3.4 * ncols, 6.0), 2.7 * nrows + 0.7)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    by_key = {(p.model, p.dataset, p.path): p for p in panels}
+    handles = None
+    for r, (model, dataset) in enumerate(rows):
+        for c_chunk, chunk in enumerate(col_chunks):
+            for c in range(ncols):
+                ax = axes[r * len(col_chunks) + c_chunk][c]
+                if c >= len(chunk) or (model, dataset, chunk[c]) not in by_key:
+                    ax.axis("off")
+                    continue
+                panel = by_key[(model, dataset, chunk[c])]
+                _style_axes(ax)
+                tr_mean, tr_lo, tr_hi = _mean_band(panel.train_accuracy)
+                va_mean, va_lo, va_hi = _mean_band(panel.val_accuracy)
+                epochs = list(range(1, max(len(tr_mean), len(va_mean)) + 1))
+                e_tr = epochs[:len(tr_mean)]
+                e_va = epochs[:len(va_mean)]
+                h_tr, = ax.plot(e_tr, tr_mean, color=PALETTE[0], linestyle="-", marker="o", markersize=3.5,
+                                linewidth=1.8, label="train accuracy (mean over seeds)")
+                h_va, = ax.plot(e_va, va_mean, color=PALETTE[1], linestyle="--", marker="s", markersize=3.5,
+                                linewidth=1.8, label="validation accuracy (mean over seeds)")
+                h_band = None
+                if len(panel.train_accuracy) > 1:
+                    ax.fill_between(e_tr, tr_lo, tr_hi, color=PALETTE[0], alpha=0.15, linewidth=0)
+                    h_band = ax.fill_between(e_va, va_lo, va_hi, color=PALETTE[1], alpha=0.15, linewidth=0,
+                                             label="seed range (min-max)")
+                n = min(len(tr_mean), len(va_mean))
+                h_gap = ax.fill_between(epochs[:n], va_mean[:n], tr_mean[:n], facecolor="none",
+                                        edgecolor="#7f7f7f", hatch="///", linewidth=0,
+                                        label="gap: train - validation")
+                title = f"{model} · {panel.path}\n{_label(dataset, panel.synthetic)}, {len(panel.train_accuracy)} seed(s)"
+                ax.set_title(title, fontsize=9)
+                ax.set_xlabel("epoch", fontsize=9)
+                if c == 0:
+                    ax.set_ylabel("accuracy (fraction)", fontsize=9)
+                ax.tick_params(labelsize=8)
+                if len(epochs) <= 12:
+                    ax.set_xticks(epochs)
+                if handles is None:
+                    handles = [h_tr, h_va, h_gap] + ([h_band] if h_band is not None else [])
+                elif h_band is not None and len(handles) == 3:
+                    handles.append(h_band)
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=8,
+                   frameon=False)
+    return fig
+
+
+def throughput_figure(bars: Sequence[Bar]) -> Any:
+    """Steady-state throughput per path (horizontal bars, 95 % CI as error bars)."""
+    if not bars:
+        return _empty_figure("No steady-state throughput measured.")
+    fig = _figure(7.5, 0.45 * len(bars) + 1.3)
+    ax = fig.add_subplot()
+    _style_axes(ax)
+    ys = list(range(len(bars)))[::-1]  # first bar at the top, like the table
+    values = [b.value for b in bars]
+    lower = [b.value - b.low if b.low is not None else 0.0 for b in bars]
+    upper = [b.high - b.value if b.high is not None else 0.0 for b in bars]
+    groups = list(dict.fromkeys(b.group or b.label for b in bars))
+    colors = [PALETTE[groups.index(b.group or b.label) % len(PALETTE)] for b in bars]
+    hatches = ["//" if b.synthetic else "" for b in bars]
+    rects = ax.barh(ys, values, color=colors, alpha=0.85, height=0.6, edgecolor="#333333", linewidth=0.5)
+    for rect, hatch in zip(rects, hatches, strict=True):
+        rect.set_hatch(hatch)
+    ax.errorbar(values, ys, xerr=[lower, upper], fmt="none", ecolor="#000000", elinewidth=1.2, capsize=4,
+                label="95 % confidence interval")
+    ax.set_yticks(ys, [_label(b.label, b.synthetic) for b in bars], fontsize=8)
+    ax.set_xlabel("steady-state throughput (samples/s, warm-up excluded)", fontsize=9)
+    right = max((b.high or b.value) for b in bars)
+    ax.set_xlim(0, right * 1.18)
+    for y, b in zip(ys, bars, strict=True):
+        ax.text((b.high or b.value) + right * 0.015, y, f"{b.value:,.0f}", va="center", fontsize=8)
+    fig.legend(loc="outside lower center", fontsize=8, frameon=False)
+    ax.set_title("Throughput per path", fontsize=10)
+    return fig
+
+
+def step_time_figure(dists: Sequence[Distribution]) -> Any:
+    """Distribution of steady-state step times per path (box plots of the raw samples)."""
+    dists = [d for d in dists if d.samples]
+    if not dists:
+        return _empty_figure("No step-time samples recorded.")
+    import numpy as np
+
+    fig = _figure(7.5, 0.45 * len(dists) + 1.3)
+    ax = fig.add_subplot()
+    _style_axes(ax)
+    data = [np.asarray(d.samples, dtype=float) for d in dists][::-1]
+    labels = [_label(d.label, d.synthetic) for d in dists][::-1]
+    ax.boxplot(data, orientation="horizontal", tick_labels=labels, widths=0.55, whis=(1, 99),
+               showfliers=True, flierprops={"marker": ".", "markersize": 2, "alpha": 0.4, "markeredgecolor": "#555555"},
+               medianprops={"color": PALETTE[1], "linewidth": 1.8},
+               boxprops={"color": "#333333"}, whiskerprops={"color": "#333333"}, capprops={"color": "#333333"})
+    lo = min(float(d.min()) for d in data)
+    hi = max(float(d.max()) for d in data)
+    if lo > 0 and hi / lo > 20:  # a long tail would squash the boxes on a linear axis
+        ax.set_xscale("log")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel("step time (ms per training step; box: quartiles, whiskers: p1-p99)", fontsize=9)
+    ax.set_title("Step-time distribution (steady state)", fontsize=10)
+    return fig
+
+
+def memory_figure(bars: Sequence[MemoryBar]) -> Any:
+    """Peak process RSS and TF allocator peak per path (grouped horizontal bars, MB)."""
+    bars = [b for b in bars if b.peak_rss_mb is not None or b.tf_peak_mb is not None]
+    if not bars:
+        return _empty_figure("No memory measurements recorded.")
+    fig = _figure(7.5, 0.6 * len(bars) + 1.4)
+    ax = fig.add_subplot()
+    _style_axes(ax)
+    ys = list(range(len(bars)))[::-1]
+    h = 0.36
+    rss = [b.peak_rss_mb or 0.0 for b in bars]
+    tfp = [b.tf_peak_mb or 0.0 for b in bars]
+    ax.barh([y + h / 2 for y in ys], rss, height=h, color=PALETTE[0], label="peak process RSS (MB)",
+            edgecolor="#333333", linewidth=0.5)
+    ax.barh([y - h / 2 for y in ys], tfp, height=h, color=PALETTE[4], hatch="..",
+            label="TF allocator peak (MB, device in label)", edgecolor="#333333", linewidth=0.5)
+    top = max(rss + tfp) or 1.0
+    for y, b in zip(ys, bars, strict=True):
+        if b.peak_rss_mb is not None:
+            ax.text(b.peak_rss_mb + top * 0.01, y + h / 2, f"{b.peak_rss_mb:,.0f}", va="center", fontsize=7.5)
+        ax.text((b.tf_peak_mb or 0.0) + top * 0.01, y - h / 2,
+                f"{b.tf_peak_mb:,.0f}" if b.tf_peak_mb is not None else "n/a", va="center", fontsize=7.5)
+    labels = [_label(f"{b.label} ({b.tf_device})" if b.tf_device else b.label, b.synthetic) for b in bars]
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_xlim(0, top * 1.15)
+    ax.set_xlabel("memory (MB)", fontsize=9)
+    fig.legend(loc="outside lower center", fontsize=8, frameon=False, ncols=2)
+    ax.set_title("Peak memory per path", fontsize=10)
+    return fig
+
+
+def trend_figure(series: Sequence[TrendSeries]) -> Any:
+    """Throughput and test accuracy per path over history entries (two stacked panels, shared x)."""
+    series = [s for s in series if s.times]
+    if not series:
+        return _empty_figure("No history entries with successful runs: no trend to draw.")
+    import matplotlib.dates as mdates
+
+    fig = _figure(8.0, 5.6 + 0.18 * len(series))
+    ax_t, ax_a = fig.subplots(2, 1, sharex=True)
+    for ax in (ax_t, ax_a):
+        _style_axes(ax)
+    for i, s in enumerate(series):
+        style = {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+                 "linestyle": LINESTYLES[i % len(LINESTYLES)], "linewidth": 1.5, "markersize": 5}
+        pts_t = [(t, v) for t, v in zip(s.times, s.throughput_samples_per_s, strict=True) if v is not None]
+        pts_a = [(t, v) for t, v in zip(s.times, s.test_accuracy, strict=True) if v is not None]
+        if pts_t:
+            ax_t.plot([p[0] for p in pts_t], [p[1] for p in pts_t], label=s.label, **style)
+        if pts_a:
+            ax_a.plot([p[0] for p in pts_a], [p[1] for p in pts_a], label=s.label, **style)
+    ax_t.set_ylabel("steady throughput\n(samples/s)", fontsize=9)
+    ax_a.set_ylabel("test accuracy\n(fraction, mean over seeds)", fontsize=9)
+    ax_a.set_xlabel("nightly run (UTC)", fontsize=9)
+    ax_t.set_ylim(bottom=0)
+    locator = mdates.AutoDateLocator()
+    ax_a.xaxis.set_major_locator(locator)
+    ax_a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax_t.set_title("Trend over nightly runs", fontsize=10)
+    handles, labels = ax_t.get_legend_handles_labels()
+    if not handles:
+        handles, labels = ax_a.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize=8, frameon=False)
+    return fig
+
+
+def accuracy_curves_png(panels: Sequence[CurvePanel]) -> bytes:
+    """PNG of :func:`accuracy_curves_figure`."""
+    return _png(accuracy_curves_figure(panels))
+
+
+def throughput_png(bars: Sequence[Bar]) -> bytes:
+    """PNG of :func:`throughput_figure`."""
+    return _png(throughput_figure(bars))
+
+
+def step_time_png(dists: Sequence[Distribution]) -> bytes:
+    """PNG of :func:`step_time_figure`."""
+    return _png(step_time_figure(dists))
+
+
+def memory_png(bars: Sequence[MemoryBar]) -> bytes:
+    """PNG of :func:`memory_figure`."""
+    return _png(memory_figure(bars))
+
+
+def trend_png(series: Sequence[TrendSeries]) -> bytes:
+    """PNG of :func:`trend_figure`."""
+    return _png(trend_figure(series))
+
+
+def overlapping_texts(fig: Any) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty text artists whose rendered boxes overlap (should be none).
+
+    Used by the tests as the "no overlapping text" check; tick labels of shared axes that are
+    hidden by matplotlib are not visible and are ignored.
+    """
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for artist in fig.findobj(Text):
+        if not artist.get_visible() or not artist.get_text().strip():
+            continue
+        axes = artist.axes
+        if axes is not None and not axes.get_visible():
+            continue
+        bbox = artist.get_window_extent(renderer)
+        if bbox.width <= 0 or bbox.height <= 0:
+            continue
+        boxes.append((artist.get_text(), bbox.shrunk(0.96, 0.9)))  # tolerate touching glyph boxes
+    clashes = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            if boxes[i][1].overlaps(boxes[j][1]):
+                clashes.append((boxes[i][0], boxes[j][0]))
+    return clashes
