@@ -48,9 +48,10 @@ silently; a missing dataset is a one-line :class:`DataError`):
     dimensions and payload sizes are checked; a truncated or corrupt gzip names the file.
 ``synthetic``
     generated, never downloaded: 6,000 train / 1,000 test images with MNIST shapes from the raw
-    PCG64 stream of a fixed seed (:data:`SYNTHETIC_SEED`); labels are the argmax of a fixed random
-    integer linear teacher (exact integer arithmetic, so every machine gets the same labels and
-    fingerprint, and a linear model can learn it). ``info.synthetic`` is True.
+    PCG64 stream of a fixed seed (:data:`SYNTHETIC_SEED`): images are a fixed random linear map
+    of a 16-dimensional latent vector, labels the argmax of a fixed random linear teacher on the
+    same latent (exact integer arithmetic, so every machine gets the same arrays and
+    fingerprint; a linear classifier reaches ~0.9 test accuracy). ``info.synthetic`` is True.
 
 ``n_val`` is the number of rows Keras's ``validation_split`` takes from the end of the training
 arrays: ``n - floor(n * (1 - validation_split))``, the formula of Keras 3.15's
@@ -97,6 +98,7 @@ SPLIT_KEY = "tfparity-mnist-5k-split-v1"
 SYNTHETIC_SEED = 20261125
 SYNTHETIC_N_TRAIN = 6000
 SYNTHETIC_N_TEST = 1000
+SYNTHETIC_LATENT_DIM = 16
 
 FINGERPRINT_VERSION = "tfparity-dataset-fingerprint-v1"
 N_PIXELS = 784
@@ -671,27 +673,36 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _generate_synthetic() -> _Canonical:
-    """MNIST-shaped data with labels from a fixed integer linear teacher (see module docstring).
+    """MNIST-shaped data with labels from a fixed linear teacher (see the module docstring).
 
-    Uses only PCG64's raw 64-bit output (stable across NumPy versions by NumPy's policy for bit
-    generators) and integer arithmetic, so the arrays are identical on every machine.
+    Each sample has a latent vector ``z`` of :data:`SYNTHETIC_LATENT_DIM` int8 values; its image
+    is ``clip(z @ B // 256, 0, 255)`` for a fixed int8 basis ``B`` (about half the pixels are 0,
+    like MNIST), its label the argmax of the norm-scaled, class-centred scores ``z @ T`` of a
+    fixed int8 teacher ``T``. The label is (up to the clipping) a linear function of the pixels
+    living in 16 dimensions, so a linear classifier on the pixels reaches about 0.9 test accuracy:
+    learnable, far from trivial. Only PCG64's raw 64-bit output (stable across NumPy versions by
+    NumPy's policy for bit generators) and exact integer arithmetic are used, so the arrays and
+    the fingerprint are identical on every machine.
     """
     bitgen = np.random.PCG64(SYNTHETIC_SEED)
     n = SYNTHETIC_N_TRAIN + SYNTHETIC_N_TEST
 
-    def raw_bytes(count: int) -> np.ndarray:
+    def raw_int8(*shape: int) -> np.ndarray:
+        count = math.prod(shape)
         words = bitgen.random_raw((count + 7) // 8).astype("<u8")
-        return np.frombuffer(words.tobytes(), dtype=np.uint8)[:count]
+        u8 = np.frombuffer(words.tobytes(), dtype=np.uint8)[:count]
+        return (u8.astype(np.int64) - 128).reshape(shape)
 
-    # Sparse, MNIST-like intensities: ~80 % of pixels 0, the rest uniform in 1-255.
-    mask = raw_bytes(n * N_PIXELS) < 52
-    values = raw_bytes(n * N_PIXELS) | 1
-    x = np.where(mask, values, 0).astype(np.uint8).reshape(n, N_PIXELS)
-    teacher = raw_bytes(N_PIXELS * N_CLASSES).astype(np.int64).reshape(N_PIXELS, N_CLASSES) - 128
-    scores = x.astype(np.int64) @ teacher  # exact: integers, no BLAS rounding
-    # Centre each class score so the teacher does not favour a few classes.
+    z = raw_int8(n, SYNTHETIC_LATENT_DIM)
+    basis = raw_int8(SYNTHETIC_LATENT_DIM, N_PIXELS)
+    teacher = raw_int8(SYNTHETIC_LATENT_DIM, N_CLASSES)
+    x = np.clip((z @ basis) // 256, 0, 255).astype(np.uint8)  # exact: integers, no BLAS rounding
+    scores = z @ teacher
+    # Centre each class score and divide by the teacher column's norm so that no class dominates
+    # (class counts 442-945 of 7,000 instead of 374-1021).
     scores -= scores.sum(axis=0) // n
-    y = scores.argmax(axis=1).astype(np.uint8)  # ties -> lowest class, deterministic
+    norms = np.array([math.isqrt(int((teacher[:, c] ** 2).sum())) for c in range(N_CLASSES)], dtype=np.int64)
+    y = ((scores << 16) // norms).argmax(axis=1).astype(np.uint8)  # ties -> lowest class
     return _Canonical(
         x_train=x[:SYNTHETIC_N_TRAIN], y_train=y[:SYNTHETIC_N_TRAIN],
         x_test=x[SYNTHETIC_N_TRAIN:], y_test=y[SYNTHETIC_N_TRAIN:],
