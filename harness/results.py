@@ -304,7 +304,8 @@ def result_files(target: str | os.PathLike[str]) -> list[Path]:
         raise ResultError(f"no such results file or directory: {str(target)!r}")
     return sorted(
         p for p in target.rglob("*.json")
-        if not p.name.startswith(".") and p.parent.name != "specs" and p.name not in MANIFEST_NAMES)
+        if not p.name.startswith(".") and p.parent.name not in ("specs", "attempts")
+        and p.name not in MANIFEST_NAMES)
 
 
 MANIFEST_NAMES = ("suite.json", "compare.json", "summary.json")

@@ -34,9 +34,10 @@ class BackendError(UserError, RuntimeError):
 
 
 class RunInterrupted(BaseException):
-    """Raised after a run was stopped by SIGINT/SIGTERM and recorded as ``interrupted``.
+    """SIGINT/SIGTERM arrived (raised by the CLI's signal handler).
 
-    A BaseException so that generic ``except Exception`` blocks in callers do not swallow it.
+    A backend that catches it stops its worker/container, records the run as ``interrupted`` and
+    re-raises it. A BaseException so that generic ``except Exception`` blocks do not swallow it.
     """
 
     def __init__(self, signum: int) -> None:

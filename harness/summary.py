@@ -1,0 +1,143 @@
+"""End-of-suite summary: per model, mean +/- sd over seeds, and the seed's claims as measured facts.
+
+Pure functions: results in, rows and text out (the CLI prints the text).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from harness.results import RunResult
+
+# The seed script's claims about the experiment, checked against what was measured.
+CLAIM_VAL_ACCURACY_MIN = 0.90
+CLAIM_TRAIN_ACCURACY_MAX = 0.95
+
+
+@dataclass(frozen=True)
+class MeanSd:
+    mean: float | None
+    sd: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> MeanSd:
+        values = [v for v in values if v is not None]
+        if not values:
+            return cls(None, None, 0)
+        sd = statistics.stdev(values) if len(values) > 1 else None
+        return cls(statistics.fmean(values), sd, len(values))
+
+    def fmt(self, scale: float = 1.0, digits: int = 4) -> str:
+        if self.mean is None:
+            return "-"
+        text = f"{self.mean * scale:.{digits}f}"
+        if self.sd is not None:
+            text += f" ± {self.sd * scale:.{digits}f}"
+        return text
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    dataset: str
+    path: str
+    benchmark: str
+    runs_ok: int
+    runs_failed: int
+    synthetic: bool
+    train_accuracy: MeanSd
+    val_accuracy: MeanSd
+    test_accuracy: MeanSd
+    gap: MeanSd
+    throughput_samples_per_s: MeanSd
+    peak_rss_mb: float | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    dataset: str
+    path: str
+    text: str
+    measured: str
+    holds: bool | None  # None: not measurable (missing runs)
+
+
+def summarize(results: list[RunResult]) -> list[ModelRow]:
+    groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
+    for r in results:
+        spec = r.run_spec
+        groups[(spec.dataset, spec.path.name, spec.benchmark)].append(r)
+    rows = []
+    for (dataset, path, benchmark), rs in sorted(groups.items()):
+        ok = [r for r in rs if r.ok]
+        rows.append(ModelRow(
+            dataset=dataset, path=path, benchmark=benchmark, runs_ok=len(ok), runs_failed=len(rs) - len(ok),
+            synthetic=any(r.dataset is not None and r.dataset.synthetic for r in rs),
+            train_accuracy=MeanSd.of([r.epochs[-1].train_accuracy for r in ok if r.epochs]),
+            val_accuracy=MeanSd.of([r.epochs[-1].val_accuracy for r in ok if r.epochs]),
+            test_accuracy=MeanSd.of([r.test_accuracy for r in ok]),
+            gap=MeanSd.of([r.generalization_gap for r in ok]),
+            throughput_samples_per_s=MeanSd.of(
+                [r.timing.steady_throughput_samples_per_s for r in ok if r.timing]),
+            peak_rss_mb=max((r.memory.peak_rss_mb for r in ok if r.memory), default=None),
+        ))
+    return rows
+
+
+def claims(rows: list[ModelRow]) -> list[Claim]:
+    """The seed's claims per dataset and path: val >= 0.90, train < 0.95, BN shrinks the gap."""
+    out = []
+    by_group: dict[tuple[str, str], dict[str, ModelRow]] = defaultdict(dict)
+    for row in rows:
+        by_group[(row.dataset, row.path)][row.benchmark] = row
+    for (dataset, path), models in sorted(by_group.items()):
+        for name, row in sorted(models.items()):
+            v, t = row.val_accuracy.mean, row.train_accuracy.mean
+            out.append(Claim(dataset, path, f"{name}: val accuracy >= {CLAIM_VAL_ACCURACY_MIN:.2f}",
+                             row.val_accuracy.fmt(), None if v is None else v >= CLAIM_VAL_ACCURACY_MIN))
+            out.append(Claim(dataset, path, f"{name}: train accuracy < {CLAIM_TRAIN_ACCURACY_MAX:.2f}",
+                             row.train_accuracy.fmt(), None if t is None else t < CLAIM_TRAIN_ACCURACY_MAX))
+        base = models.get("baseline")
+        for bn in ("batchnorm", "batchnorm_dropout"):
+            if bn not in models or base is None:
+                continue
+            b, m = base.gap.mean, models[bn].gap.mean
+            measured = f"gap {bn} {models[bn].gap.fmt()} vs baseline {base.gap.fmt()}"
+            out.append(Claim(dataset, path, f"{bn} shrinks the train/val gap vs baseline", measured,
+                             None if b is None or m is None else m < b))
+    return out
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def render_summary(results: list[RunResult]) -> str:
+    """The text printed at the end of ``tfparity run``."""
+    rows = summarize(results)
+    table_rows = []
+    for r in rows:
+        name = r.benchmark + (" [synthetic data]" if r.synthetic else "")
+        table_rows.append([
+            r.dataset, r.path, name, f"{r.runs_ok}/{r.runs_ok + r.runs_failed}",
+            r.train_accuracy.fmt(), r.val_accuracy.fmt(), r.test_accuracy.fmt(), r.gap.fmt(),
+            r.throughput_samples_per_s.fmt(digits=0), "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
+        ])
+    text = [_table(["dataset", "path", "model", "ok", "train acc", "val acc", "test acc", "gap (train-val)",
+                    "steady samples/s", "peak RSS MB"], table_rows)]
+    claim_rows = [[c.dataset, c.path, c.text, c.measured,
+                   {True: "yes", False: "NO", None: "n/a"}[c.holds]] for c in claims(rows) if c.holds is not None]
+    if claim_rows:
+        text += ["", "The seed's claims, as measured (mean ± sd over seeds):",
+                 _table(["dataset", "path", "claim", "measured", "holds"], claim_rows)]
+    failed = [r for r in results if not r.ok]
+    if failed:
+        text += ["", f"{len(failed)} run(s) did not finish:"]
+        text += [f"  {r.run_id}: {r.status}: {r.error}" for r in failed]
+    return "\n".join(text)
