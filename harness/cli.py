@@ -30,6 +30,7 @@ from harness.config import (
     parse_on_off,
 )
 from harness.errors import UserError
+from harness.presets import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--dataset", action="append", metavar="NAME",
                       help=f"dataset (repeatable; default mnist-5k): {', '.join(DATASETS)}")
     what.add_argument("--data-dir", help="dataset directory (default $TFPARITY_DATA_DIR or ./data)")
-    what.add_argument("--preset", choices=("seed", "fast"),
+    what.add_argument("--preset", choices=tuple(PRESETS),
                       help="seed: model.fit on numpy arrays exactly like the seed script; "
                            "fast: the measured fastest loop for the same experiment (see README)")
     hp = p.add_argument_group("hyperparameters (defaults: the seed script's)")
@@ -117,14 +118,6 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     ex.add_argument("--rebuild", action="store_true", help="docker: rebuild the image first")
     ex.add_argument("--memory-limit", help="docker: container memory limit, e.g. 2g")
     ex.add_argument("--inject-fault", choices=("raise", "crash", "nan", "oom"), help=argparse.SUPPRESS)
-
-
-# What --preset sets when the flag itself is not given.
-PRESETS: dict[str, dict[str, Any]] = {
-    "seed": {"input": "numpy", "steps_per_execution": 1},
-    # Measured by benchmarks/perf.py (README, Performance): same model, batch 32, epochs, optimizer.
-    "fast": {"input": "tfdata", "steps_per_execution": 64},
-}
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
