@@ -255,7 +255,15 @@ def step_time_figure(dists: Sequence[Distribution]) -> Any:
     if lo > 0 and hi / lo > 20:  # a long tail would squash the boxes on a linear axis
         ax.set_xscale("log")
     ax.tick_params(axis="y", labelsize=8)
-    ax.set_xlabel("step time (ms per training step; box: quartiles, whiskers: p1-p99)", fontsize=9)
+    ax.set_xlabel("step time (ms per training step)", fontsize=9)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Line2D([], [], color=PALETTE[1], linewidth=1.8, label="median"),
+                        Patch(facecolor="white", edgecolor="#333333", label="box: p25-p75"),
+                        Line2D([], [], color="#333333", marker="|", markersize=8, label="whiskers: p1-p99"),
+                        Line2D([], [], color="#555555", marker=".", linestyle="none", label="outliers")],
+               loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     ax.set_title("Step-time distribution (steady state)", fontsize=10)
     return fig
 
