@@ -700,7 +700,7 @@ max-width:1200px;padding:0 1em;line-height:1.4}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #bbb;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.86em}
 th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f0f0f0}td:first-child{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th{background:#f0f0f0}td:first-child,table.ids3 td:nth-child(-n+3),table.ids2 td:nth-child(-n+2){white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .verdict{display:inline-block;font-size:1.5em;font-weight:bold;padding:.3em .8em;border:3px solid;border-radius:6px}
 .PASS{color:#0a5a2a;border-color:#1b7a3c;background:#e6f4ea}.WARN{color:#6b4a00;border-color:#b07d00;background:#fff4d6}
 .FAIL{color:#8a1111;border-color:#b3261e;background:#fde7e7}.NONE{color:#333;border-color:#888;background:#f3f3f3}
@@ -720,7 +720,7 @@ def _e(value: Any) -> str:
 
 
 def _html_table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, raw: bool = False,
-                numeric: Sequence[int] = ()) -> str:
+                numeric: Sequence[int] = (), css_class: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
     for row in rows:
@@ -729,7 +729,8 @@ def _html_table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, raw: b
             cls = ' class="num"' if i in numeric else ""
             cells.append(f"<td{cls}>{c if raw else _e(c)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    cls = f' class="{css_class}"' if css_class else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _img(fig: Figure) -> str:
@@ -789,7 +790,7 @@ def render_html(report: Report) -> str:
             cells = [_e(c) for c in _row_cells(r)]
             cells[2] = _e(r.dataset) + _synthetic_tag(r.synthetic)
             rows.append(cells)
-        parts.append(_html_table(ROW_HEADERS, rows, raw=True, numeric=range(3, 11)))
+        parts.append(_html_table(ROW_HEADERS, rows, raw=True, numeric=range(3, 11), css_class="ids3"))
     else:
         parts.append("<p>No results.</p>")
     parts.append(f'<p class="note">{_e(TABLE_NOTES)}</p></section>')
@@ -803,7 +804,7 @@ def render_html(report: Report) -> str:
             ["dataset", "path", "claim", "claimed", "measured (mean ± sd over seeds)", "holds", "note"],
             [[_e(c.dataset) + _synthetic_tag(c.synthetic), _e(c.path), _e(c.claim), _e(c.claimed), _e(c.measured),
               f'<span class="{_yes_no(c.holds)}">{_yes_no(c.holds)}</span>', f'<span class="note">{_e(c.note)}</span>']
-             for c in report.claims], raw=True))
+             for c in report.claims], raw=True, css_class="ids2"))
     parts.append("</section>")
     figs = [f for f in report.figures if f.name != "trend"]
     if figs:
