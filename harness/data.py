@@ -259,7 +259,8 @@ def prepare(name: str, data_dir: Path | None = None) -> Path:
     """
     _check_name(name)
     ddir = Path(data_dir) if data_dir is not None else default_data_dir()
-    canon = _load_canonical(name, ddir, explicit=data_dir is not None, allow_prepared=False)
+    # explicit=False: a missing data dir is normal here (prepare creates it), no warning.
+    canon = _load_canonical(name, ddir, explicit=False, allow_prepared=False)
     try:
         ddir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -269,7 +270,8 @@ def prepare(name: str, data_dir: Path | None = None) -> Path:
     buf = io.BytesIO()
     n_train, n_test = len(canon.y_train), len(canon.y_test)
     # Keras mnist.npz layout, so a prepared mnist.npz is also a valid Keras-format file.
-    np.savez_compressed(
+    # Uncompressed: Fashion-MNIST reads in ~0.4 s instead of ~0.9 s (55 MB instead of 31 MB).
+    np.savez(
         buf,
         x_train=canon.x_train.reshape(n_train, *IMAGE_SHAPE),
         y_train=canon.y_train,
