@@ -326,6 +326,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.add:
         entry = add_entry(args.history_dir, args.add, label=args.label or "nightly", stamp=args.stamp)
         print(f"added {entry}")
+        if not args.output and not args.latest:
+            return 0  # archiving is a pipeline step: no trend table unless asked for one
     elif args.stamp is not None:
         raise HistoryError("--stamp only applies together with --add")
     elif args.label is not None and not args.latest:
