@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -240,8 +241,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend.prepare(specs)
     if not args.resume:
         out_dir = runner.new_suite_dir(Path(args.results_dir), suite_name)
-        runner.write_manifest(out_dir, specs, {"suite": suite_name, "backend": args.backend,
-                                               "data_dir": args.data_dir})
+        try:
+            runner.write_manifest(out_dir, specs, {"suite": suite_name, "backend": args.backend,
+                                                   "data_dir": args.data_dir})
+        except BaseException as exc:
+            # Without its manifest the directory is neither a suite nor resumable: leave nothing behind
+            # (disk full, Ctrl-C right here).
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise ConfigError(f"cannot write the suite manifest under {str(args.results_dir)!r}: "
+                                  f"{exc.strerror or exc}") from None
+            raise
     print(f"tfparity: {len(specs)} run(s) -> {out_dir}", file=sys.stderr)
     try:
         results = runner.run_specs(specs, backend, out_dir, on_event=ProgressPrinter(), timeout_s=args.timeout)
@@ -401,27 +411,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_interrupted: list[int] = []
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     from harness.backends.base import RunInterrupted
 
+    if _interrupted:
+        # Already stopping: the cleanup under way (stop the worker/container, record the run as
+        # interrupted; bounded by the backend's grace period) must not be cut short by a second
+        # Ctrl-C or by make forwarding the signal again. os.write: safe inside a signal handler.
+        os.write(2, b"tfparity: still stopping the current run, please wait\n")
+        return
+    _interrupted.append(signum)
     raise RunInterrupted(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter would break the one-line error contract of this process;
-    # workers inherit this unless the user set it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.command == "run":
-        signal.signal(signal.SIGINT, _raise_interrupt)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    from harness.backends.base import RunInterrupted
+
+    # First thing: building the parser imports compare/report (numpy, scipy), which takes seconds on
+    # a busy machine; a Ctrl-C or SIGTERM in that window must give the same one-line exit 130/143,
+    # not a KeyboardInterrupt traceback (or a silent death by SIGTERM).
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        # TensorFlow's C++ start-up chatter would break the one-line error contract of this process;
+        # workers inherit this unless the user set it.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         if args.func is None:
             return int(importlib.import_module(args.module).run_cli(args))
         return int(args.func(args))
+    except RunInterrupted as exc:  # outside a run (start-up, data check, compare/report)
+        print(f"tfparity: interrupted by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return exc.exit_code
     except UserError as exc:
         print(f"tfparity: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
