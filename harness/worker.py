@@ -3,8 +3,9 @@
 Runs in a fresh process (local backend) or container (docker backend), so every run pays its own
 TensorFlow import and gets a clean memory figure. It always tries to leave a result file: ``ok``
 (exit 0) or ``failed`` with the error and traceback tail (exit 1). A spec that cannot be read is a
-user error (exit 2, one line, nothing written). Progress goes to stdout as
-``TFPARITY_PROGRESS {json}`` lines for the backend to parse.
+user error (exit 2, one line, nothing written). A result that cannot be written (disk full, directory
+gone) is exit 3, one line, no file: the run is not finished and a resumed suite runs it again.
+Progress goes to stdout as ``TFPARITY_PROGRESS {json}`` lines for the backend to parse.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -319,12 +321,42 @@ def _with_total(timing: Timing, total_s: float) -> Timing:
     return dataclasses.replace(timing, total_wall_time_s=total_s)
 
 
+EXIT_CANNOT_WRITE = 3
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when the harness that started it dies (Linux).
+
+    Without it a ``kill -9`` of ``tfparity`` leaves the worker training on as an orphan; it then
+    records a bogus ``failed`` result (its progress pipe is gone) that a resumed suite would skip.
+    Killed, it leaves no result (writes are atomic) and the resumed suite runs it again.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError) as exc:  # no prctl: best effort
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable: %s", exc)
+        return
+    if os.getppid() != parent_pid:  # the harness died before the request took effect
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.worker", description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="run spec JSON")
     parser.add_argument("result", help="where to write the result JSON (must not exist)")
     parser.add_argument("--data-dir", default=None, help="dataset directory (default: $TFPARITY_DATA_DIR or ./data)")
+    parser.add_argument("--die-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.die_with_parent:
+        die_with_parent(args.die_with_parent)
+        # The local backend starts us with SIGINT/SIGTERM blocked (inherited mask): take them again
+        # so that its SIGTERM stops us.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         spec = load_spec(args.spec)
@@ -340,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(spec, result_path, Path(args.data_dir) if args.data_dir else None)
     except OSError as exc:  # e.g. disk full while writing: the atomic write left no partial file
         print(f"tfparity-worker: cannot write result {args.result!r}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_WRITE
     if result.ok:
         return 0
     print(f"tfparity-worker: run {spec.run_id} failed: {result.error}", file=sys.stderr)
