@@ -29,6 +29,10 @@ from harness.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
+# The worker's exit code when it could not write its result (harness.worker.EXIT_CANNOT_WRITE; not
+# imported from there: the worker module pulls in the metrics code) and its one-line error prefix.
+EXIT_CANNOT_WRITE = 3
+WORKER_ERROR_PREFIX = "tfparity-worker: "
 GPU_PROBE = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
 TERMINATE_GRACE_S = 10.0
 
@@ -57,7 +61,9 @@ class LocalBackend:
                     "use --device cpu, or --backend docker --device gpu on a host with the NVIDIA runtime")
 
     def command(self, spec_path: Path, out_path: Path) -> list[str]:
-        cmd = [self.python, "-m", "harness.worker", str(spec_path), str(out_path)]
+        # --die-with-parent: a kill -9 of the harness must not leave an orphan worker training on.
+        cmd = [self.python, "-m", "harness.worker", str(spec_path), str(out_path), "--die-with-parent",
+               str(os.getpid())]
         if self.data_dir is not None:
             cmd += ["--data-dir", str(self.data_dir)]
         return cmd
@@ -73,10 +79,17 @@ class LocalBackend:
         # Make the harness importable by the child even when it runs from a source checkout.
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        # Own session: a terminal Ctrl-C reaches only us; we stop the child deliberately.
-        proc = subprocess.Popen(self.command(spec_path, out_path), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace", env=env,
-                                start_new_session=True)
+        # SIGINT/SIGTERM stay pending until the try below knows the child: a Ctrl-C during Popen would
+        # otherwise leave a worker running that nobody stops (the worker unblocks them first thing).
+        saved_mask = _block_stop_signals()
+        try:
+            # Own session: a terminal Ctrl-C reaches only us; we stop the child deliberately.
+            proc = subprocess.Popen(self.command(spec_path, out_path), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace", env=env,
+                                    start_new_session=True)
+        except BaseException:
+            _restore_mask(saved_mask)
+            raise
         timed_out = threading.Event()
 
         def on_timeout() -> None:
@@ -88,6 +101,7 @@ class LocalBackend:
             timer.daemon = True
             timer.start()
         try:
+            _restore_mask(saved_mask)  # a signal that arrived meanwhile is raised here
             assert proc.stdout is not None
             for line in proc.stdout:
                 tail.feed(line)
@@ -103,8 +117,29 @@ class LocalBackend:
             if proc.poll() is None:  # any other exit path: never leave a worker behind
                 _stop(proc)
         reason = f"timed out after {timeout_s:g} s (worker killed)" if timed_out.is_set() else None
+        worker_says = next((line.split(": ", 1)[1] for line in reversed(tail.lines)
+                            if line.startswith(WORKER_ERROR_PREFIX) and ": " in line), None)
+        if returncode == EXIT_CANNOT_WRITE and not out_path.exists():
+            # Disk full, directory gone: not a failure of this run but of the results directory. Recording
+            # it as "failed" would make a resume skip it; stop the suite in one line instead.
+            raise BackendError(f"{worker_says or 'the worker could not write its result'}; free space or fix "
+                               f"the results directory, then resume with: tfparity run --resume {out_dir}")
+        if reason is None and returncode and worker_says and not out_path.exists():
+            reason = f"worker exited with code {returncode}: {worker_says}"
         return finish_run(spec, out_dir, started_utc=started_utc, returncode=returncode, tail=list(tail.lines),
                           reason=reason)
+
+
+def _block_stop_signals() -> set[int] | None:
+    """Block SIGINT/SIGTERM (main thread only, where Python runs handlers); returns the old mask."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _restore_mask(saved: set[int] | None) -> None:
+    if saved is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
 
 
 def _signame(signum: int) -> str:
