@@ -31,6 +31,10 @@ class ResumeError(UserError):
     """The directory to resume is not a suite directory or its manifest is unusable."""
 
 
+class SuiteStoppedError(UserError):
+    """The suite directory cannot take more results (disk full, permissions): stop in one line."""
+
+
 @dataclass(frozen=True)
 class RunEvent:
     """What the runner reports to its caller (the CLI renders it)."""
@@ -121,6 +125,29 @@ def run_specs(specs: list[RunSpec], backend: Backend, out_dir: Path, *, on_event
     The caller has already called ``backend.prepare(specs)`` (before creating ``out_dir``, so that
     an unusable backend writes nothing).
     """
+    try:
+        return _run_specs(specs, backend, Path(out_dir), on_event=on_event, timeout_s=timeout_s)
+    except OSError as exc:
+        # Disk full or a directory that went away: every further run would fail the same way, and a
+        # run recorded as failed for it would be skipped on resume. Nothing partial was written.
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise SuiteStoppedError(f"cannot write in suite directory {str(out_dir)!r}: {exc.strerror or exc}{where}; "
+                                f"fix it, then resume with: tfparity run --resume {out_dir}") from None
+
+
+def remove_stale_temp_files(out_dir: Path) -> list[Path]:
+    """Temp files of atomic writes cut short by a kill -9 (never valid results): removed on resume."""
+    stale = [p for d in (out_dir, out_dir / "specs") if d.is_dir()
+             for p in d.glob(".*.json.*.tmp") if p.is_file()]
+    for path in stale:
+        log.info("removing %s, left by an interrupted write", path)
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _run_specs(specs: list[RunSpec], backend: Backend, out_dir: Path, *, on_event: EventFn | None,
+               timeout_s: float | None) -> list[RunResult]:
+    remove_stale_temp_files(out_dir)
     emit = on_event or (lambda event: None)
     total = len(specs)
     results: list[RunResult] = []
