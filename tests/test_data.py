@@ -125,17 +125,51 @@ def test_harness_data_is_importable_without_tensorflow() -> None:
 # Validation split arithmetic (Keras 3.15 train_validation_split)
 
 
-def test_n_validation_matches_keras_train_validation_split() -> None:
-    pytest.importorskip("keras")
-    from keras.src.trainers.data_adapters.array_slicing import train_validation_split
+SPLIT_GRID_N = (10, 99, 100, 101, 333, 4000, 6000, 48_001, 60_000)
+SPLIT_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 1 / 3, 0.33, 0.5, 0.7, 0.9, 0.99)
 
-    for n in (10, 99, 100, 101, 333, 4000, 6000, 48_001, 60_000):
-        for split in (0.1, 0.15, 0.2, 0.25, 0.3, 1 / 3, 0.33, 0.5, 0.7, 0.9, 0.99):
-            if math.floor(n * (1.0 - split)) in (0, n):
-                continue  # Keras refuses these; see the next test
-            x = np.arange(n)
-            _, val = train_validation_split((x,), validation_split=split)
-            assert data.n_validation(n, split) == len(val[0]), (n, split)
+
+@pytest.fixture(scope="module")
+def keras_probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """One subprocess with real Keras (its import costs 4-20 s here, so it is paid once):
+    Keras's own validation-split lengths for a grid, and ``load('mnist')`` forced offline by a
+    dead proxy (meaningful with or without internet) under a temporary HOME."""
+    pytest.importorskip("keras")
+    tmp = tmp_path_factory.mktemp("keras_probe")
+    home = tmp / "home"
+    home.mkdir()
+    code = (
+        "import json, math, time, keras, numpy as np, harness.data as d\n"  # Keras first: time only load()
+        "from keras.src.trainers.data_adapters.array_slicing import train_validation_split\n"
+        "from pathlib import Path\n"
+        f"out = {{'splits': []}}\n"
+        f"for n in {SPLIT_GRID_N!r}:\n"
+        f"    for s in {SPLIT_GRID!r}:\n"
+        "        if math.floor(n * (1.0 - s)) in (0, n): continue  # Keras refuses these\n"
+        "        _, val = train_validation_split((np.arange(n),), validation_split=s)\n"
+        "        out['splits'].append([n, s, len(val[0])])\n"
+        "for label, ddir in (('default', None), ('missing', Path('/nonexistent-tfparity'))):\n"
+        "    t = time.perf_counter()\n"
+        "    try:\n        d.load('mnist', ddir)\n        out[label] = 'LOADED'\n"
+        "    except d.DataError as e:\n        out[label] = str(e)\n"
+        "    out[label + '_s'] = time.perf_counter() - t\n"
+        "print('RESULT ' + json.dumps(out))\n")
+    dead = "http://127.0.0.1:9"
+    env = {"HOME": str(home), "https_proxy": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "HTTP_PROXY": dead,
+           "no_proxy": "", "NO_PROXY": "", data.DATA_DIR_ENV: str(tmp / "data")}
+    env_clean = {k: v for k, v in os.environ.items() if k != "KERAS_HOME"}
+    proc = subprocess.run([sys.executable, "-c", code], env={**env_clean, "PYTHONPATH": str(ROOT), **env},
+                          cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    return {"out": json.loads(line[len("RESULT "):]), "home": home, "tmp": tmp}
+
+
+def test_n_validation_matches_keras_train_validation_split(keras_probe: dict) -> None:
+    splits = keras_probe["out"]["splits"]
+    assert len(splits) > 80
+    for n, split, keras_len in splits:
+        assert data.n_validation(n, split) == keras_len, (n, split)
     assert data.n_validation(4000, 0.0) == 0
 
 
@@ -541,30 +575,9 @@ def test_fashion_partial_set_is_refused(tmp_path: Path) -> None:
 # mnist (Keras format)
 
 
-def test_mnist_offline_fails_fast_with_the_offline_names(tmp_path: Path) -> None:
-    """Real Keras, forced offline by a dead proxy: meaningful with or without internet."""
-    pytest.importorskip("keras")
-    home = tmp_path / "home"
-    home.mkdir()
-    code = (
-        "import json, time, keras, harness.data as d\n"  # import Keras first: time only load()
-        "from pathlib import Path\n"
-        "out = {}\n"
-        "for label, ddir in (('default', None), ('missing', Path('/nonexistent-tfparity'))):\n"
-        "    t = time.perf_counter()\n"
-        "    try:\n        d.load('mnist', ddir)\n        out[label] = 'LOADED'\n"
-        "    except d.DataError as e:\n        out[label] = str(e)\n"
-        "    out[label + '_s'] = time.perf_counter() - t\n"
-        "print('RESULT ' + json.dumps(out))\n")
-    dead = "http://127.0.0.1:9"
-    env = {"HOME": str(home), "https_proxy": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "HTTP_PROXY": dead,
-           "no_proxy": "", "NO_PROXY": "", data.DATA_DIR_ENV: str(tmp_path / "data")}
-    env_clean = {k: v for k, v in os.environ.items() if k not in ("KERAS_HOME",)}
-    proc = subprocess.run([sys.executable, "-c", code], env={**env_clean, "PYTHONPATH": str(ROOT), **env},
-                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    out = json.loads(line[len("RESULT "):])
+def test_mnist_offline_fails_fast_with_the_offline_names(keras_probe: dict) -> None:
+    """Real Keras, forced offline (see the keras_probe fixture)."""
+    out, home, tmp = keras_probe["out"], keras_probe["home"], keras_probe["tmp"]
     for label in ("default", "missing"):
         msg = out[label]
         assert msg != "LOADED"
@@ -574,7 +587,7 @@ def test_mnist_offline_fails_fast_with_the_offline_names(tmp_path: Path) -> None
         assert "mnist-5k, fashion-mnist, synthetic" in msg
         assert str(home / ".keras" / "datasets" / "mnist.npz") in msg  # the tmp HOME's cache, not the real one
         assert out[label + "_s"] < 5.0, out  # ~0.03 s measured; no retries, no long timeouts
-    assert str(tmp_path / "data" / "mnist.npz") in out["default"]
+    assert str(tmp / "data" / "mnist.npz") in out["default"]
     assert "/nonexistent-tfparity/mnist.npz' (the data dir does not exist)" in out["missing"]
     assert not (home / ".keras" / "datasets" / "mnist.npz").exists()
 
