@@ -200,14 +200,15 @@ def _median(values: list[float]) -> float | None:
 
 def trend_rows(history: History) -> list[dict[str, Any]]:
     """One row per entry x series: throughput (median over seeds) and test accuracy (mean)."""
-    keys = {_series_key(m, r) for e in history.entries for m, r in e.results}
+    keys = {_series_key(m, r) for e in history.entries for m, r in e.results if r.run_spec.mode == "train"}
     multi_machine = len({k[0] for k in keys}) > 1
     multi_dataset = len({k[3] for k in keys}) > 1
     rows = []
     for e in history.entries:
         groups: dict[tuple[str, str, str, str], list[RunResult]] = defaultdict(list)
         for m, r in e.results:
-            groups[_series_key(m, r)].append(r)
+            if r.run_spec.mode == "train":  # probe runs have no throughput or accuracy
+                groups[_series_key(m, r)].append(r)
         for key in sorted(groups):
             runs = groups[key]
             ok = [r for r in runs if r.ok]

@@ -160,21 +160,45 @@ def generalization_gap(result: RunResult) -> float | None:
 # --- grouping ----------------------------------------------------------------------------------
 
 
-def path_name(result: RunResult) -> str:
+GroupNames = dict[int, str]  # id(result) -> group label, when results come from several sources
+
+
+def path_name(result: RunResult, names: GroupNames | None = None) -> str:
+    """The group a result belongs to: its path name, or compare's ``source:path`` label."""
+    if names and id(result) in names:
+        return names[id(result)]
     return result.run_spec.path.name
+
+
+def group_names(results: Sequence[RunResult], labels: Sequence[str] | None) -> GroupNames | None:
+    """compare's grouping: a path seen in two sources (local vs docker) becomes ``source:path``."""
+    if labels is None:
+        return None
+    if len(labels) != len(results):
+        raise ValueError(f"labels must name the source of every result: {len(labels)} for {len(results)}")
+    sources: dict[str, set[str]] = defaultdict(set)
+    for r, label in zip(results, labels, strict=True):
+        sources[r.run_spec.path.name].add(label)
+    return {id(r): (f"{label}:{r.run_spec.path.name}" if len(sources[r.run_spec.path.name]) > 1
+                    else r.run_spec.path.name)
+            for r, label in zip(results, labels, strict=True)}
 
 
 def is_synthetic(result: RunResult) -> bool:
     return bool(result.dataset is not None and result.dataset.synthetic) or result.run_spec.dataset == "synthetic"
 
 
-def group_results(results: Iterable[RunResult]) -> dict[tuple[str, str, str], list[RunResult]]:
-    """Successful results keyed by (path, benchmark, dataset), in a stable order."""
+def group_results(results: Iterable[RunResult],
+                  names: GroupNames | None = None) -> dict[tuple[str, str, str], list[RunResult]]:
+    """Successful training results keyed by (path, benchmark, dataset), in a stable order.
+
+    Numerics-probe runs (mode "probe") have no curves or throughput; compare judges them.
+    """
     groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
     for r in results:
-        if r.ok:
-            spec = r.run_spec
-            groups[(spec.path.name, spec.benchmark, spec.dataset)].append(r)
+        spec = r.run_spec
+        if r.ok and spec.mode == "train":
+            groups[(path_name(r, names), spec.benchmark, spec.dataset)].append(r)
     return {k: sorted(groups[k], key=lambda r: r.run_spec.seed) for k in sorted(groups)}
 
 
@@ -198,14 +222,14 @@ class PathRow:
     tf_device: str
 
 
-def path_rows(results: Sequence[RunResult]) -> list[PathRow]:
+def path_rows(results: Sequence[RunResult], names: GroupNames | None = None) -> list[PathRow]:
     failed: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in results:
         if not r.ok:
             s = r.run_spec
-            failed[(s.path.name, s.benchmark, s.dataset)] += 1
+            failed[(path_name(r, names), s.benchmark, s.dataset)] += 1
     rows = []
-    groups = group_results(results)
+    groups = group_results(results, names)
     for key in sorted(set(groups) | set(failed)):
         runs = groups.get(key, [])
         p, bench, ds = key
@@ -266,9 +290,9 @@ def fmt_mean_sd(stat: Stat, digits: int = 3) -> str:
     return f"{stat.mean:.{digits}f} ± {stat.sd:.{digits}f} (n={stat.n})"
 
 
-def seed_claims(results: Sequence[RunResult]) -> list[ClaimCheck]:
+def seed_claims(results: Sequence[RunResult], names: GroupNames | None = None) -> list[ClaimCheck]:
     """The seed's three claims, per dataset x path, each with claimed value, measured mean ± sd, holds."""
-    groups = group_results(results)
+    groups = group_results(results, names)
     keys = sorted({(ds, p) for (p, _b, ds) in groups})
     checks: list[ClaimCheck] = []
     for ds, p in keys:
@@ -400,11 +424,12 @@ PROVENANCE_FIELDS = ("backend", "TF / Keras", "TF build", "devices", "container 
                      "dataset (sha256)", "git commit", "host", "Python / platform", "started (UTC)")
 
 
-def provenance_rows(results: Sequence[RunResult]) -> list[tuple[str, dict[str, str]]]:
+def provenance_rows(results: Sequence[RunResult],
+                    names: GroupNames | None = None) -> list[tuple[str, dict[str, str]]]:
     """Per path: the environment the runs actually had (distinct values joined)."""
     by_path: dict[str, list[RunResult]] = defaultdict(list)
     for r in results:
-        by_path[path_name(r)].append(r)
+        by_path[path_name(r, names)].append(r)
     out = []
     for p in sorted(by_path):
         # Failed runs often lack evidence/dataset; they describe the path only if nothing succeeded.
@@ -459,6 +484,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     history: Any | None = None  # harness.history.History
     history_rows: list[dict[str, Any]] = field(default_factory=list)
+    names: GroupNames | None = None
 
     @property
     def verdict(self) -> str:
@@ -469,10 +495,11 @@ class Report:
         return any(r.synthetic for r in self.rows)
 
 
-def _figures(results: Sequence[RunResult], rows: Sequence[PathRow], history: History | None) -> list[Figure]:
+def _figures(results: Sequence[RunResult], rows: Sequence[PathRow], history: History | None,
+             names: GroupNames | None = None) -> list[Figure]:
     from harness import plots
 
-    groups = group_results(results)
+    groups = group_results(results, names)
     panels = [plots.CurvePanel(model=b, path=p, dataset=ds,
                                train_accuracy=[[e.train_accuracy for e in r.epochs] for r in runs],
                                val_accuracy=[[e.val_accuracy for e in r.epochs] for r in runs],
@@ -521,11 +548,16 @@ def _multi_ds(rows: Sequence[PathRow]) -> bool:
 
 
 def build_report(results: Sequence[RunResult], comparison: Any | None, *, history: History | None = None,
-                 title: str = "tfparity report", generated_utc: str | None = None,
-                 with_figures: bool = True) -> Report:
-    """Everything the report shows, computed once; the renderers only format it."""
-    rows = path_rows(results)
-    claims = seed_claims(results)
+                 labels: Sequence[str] | None = None, title: str = "tfparity report",
+                 generated_utc: str | None = None, with_figures: bool = True) -> Report:
+    """Everything the report shows, computed once; the renderers only format it.
+
+    ``labels`` (one source per result, as given to ``compare_results``) splits a path that was
+    measured in two sources (local vs docker) into ``source:path`` groups, as compare does.
+    """
+    names = group_names(results, labels)
+    rows = path_rows(results, names)
+    claims = seed_claims(results, names)
     history_rows: list[dict[str, Any]] = []
     if history is not None:
         from harness.history import trend_rows
@@ -533,10 +565,10 @@ def build_report(results: Sequence[RunResult], comparison: Any | None, *, histor
         history_rows = trend_rows(history)
     report = Report(
         title=title, generated_utc=generated_utc or utc_now(), n_results=len(results), comparison=comparison,
-        rows=rows, claims=claims, answer=bn_gap_answer(claims), provenance=provenance_rows(results),
-        failed=[r for r in results if not r.ok], history=history, history_rows=history_rows)
+        rows=rows, claims=claims, answer=bn_gap_answer(claims), provenance=provenance_rows(results, names),
+        failed=[r for r in results if not r.ok], history=history, history_rows=history_rows, names=names)
     if with_figures:
-        report.figures = _figures(results, rows, history)
+        report.figures = _figures(results, rows, history, names)
     return report
 
 
@@ -654,7 +686,8 @@ def render_markdown(report: Report, image_paths: dict[str, str] | None = None) -
     if report.failed:
         out += ["## Failed runs", ""]
         out += _md_table(["run", "path", "status", "error"],
-                         [[r.run_id, path_name(r), r.status, _first_line(r.error)] for r in report.failed])
+                         [[r.run_id, path_name(r, report.names), r.status, _first_line(r.error)]
+                          for r in report.failed])
         out.append("")
     out += ["## Environment and provenance", ""]
     if report.provenance:
@@ -829,7 +862,8 @@ def render_html(report: Report) -> str:
     if report.failed:
         parts.append('<section id="failed"><h2>Failed runs</h2>')
         parts.append(_html_table(["run", "path", "status", "error"],
-                                 [[r.run_id, path_name(r), r.status, _first_line(r.error)] for r in report.failed]))
+                                 [[r.run_id, path_name(r, report.names), r.status, _first_line(r.error)]
+                                  for r in report.failed]))
         parts.append("</section>")
     parts.append('<section id="provenance"><h2>Environment and provenance</h2>')
     if report.provenance:
@@ -937,7 +971,7 @@ def run_cli(args: argparse.Namespace) -> int:
         from harness.history import load_history
 
         history = load_history(args.history)
-    report = build_report(results, comparison, history=history, title=args.title)
+    report = build_report(results, comparison, history=history, labels=labels, title=args.title)
     md, page = write_report(report, args.output)
     log.info("report verdict %s for %d results", report.verdict, len(results))
     print(md)

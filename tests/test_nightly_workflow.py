@@ -63,7 +63,7 @@ def make_goals(run: str) -> list[str]:
     for line in run.splitlines():
         words = shlex.split(line, comments=True)
         for i, w in enumerate(words):
-            if w == "make" and (i == 0 or words[i - 1] in ("&&", "||", ";")):
+            if w == "make" and (i == 0 or words[i - 1] in ("&&", "||", ";", "sudo")):
                 for arg in words[i + 1:]:
                     if arg in ("&&", "||", ";"):
                         break

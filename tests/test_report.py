@@ -416,3 +416,24 @@ def test_an_existing_report_survives_a_failed_rewrite(tmp_path: Path, monkeypatc
     assert page.read_bytes() == before  # old report intact, not truncated
     assert not [p.name for p in tmp_path.rglob("*") if p.name.startswith(".")]  # temp files removed
     assert "cpu-fp32-xla" in md.read_text()  # the markdown before it was replaced whole
+
+
+def test_a_path_measured_locally_and_in_docker_stays_two_groups(tmp_path: Path) -> None:
+    """Same grouping as `tfparity compare local/ docker/`: the sources are not pooled."""
+    from conftest import tfparity
+
+    local = seed_suite(paths=(CPU,))
+    docker_env = {**local[0].environment, "backend": "docker", "container_image": "tfparity:cpu",
+                  "image_id": "sha256:" + "cd" * 32}
+    docker = [make_result(r.run_spec.benchmark, path=CPU, seed=r.run_spec.seed, throughput=7000.0, env=docker_env)
+              for r in local]
+    out = tmp_path / "report"
+    proc = tfparity("report", str(_write(local, tmp_path / "local")), str(_write(docker, tmp_path / "docker")),
+                    "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    md = (out / "report.md").read_text()
+    assert "| docker:cpu-fp32 | baseline | mnist-5k | 3 |" in md
+    assert "| local:cpu-fp32 | baseline | mnist-5k | 3 |" in md
+    assert "7,000 ± 0" in md and "9,000 ± 0" in md
+    assert "|  | docker:cpu-fp32 | local:cpu-fp32 |" in md  # provenance per source
+    assert "sha256:cdcdcdcdcdcd" in md
