@@ -298,14 +298,14 @@ def _check_accuracy(subject: str, metric: str, g: list[_Run], r: list[_Run], mar
                      f"{head} exactly ({kind}, zero variance over {n_desc}), {rel} ±{margin:g} pp", details)
     ci = f"95% CI {_fmt(est.ci_low, '.2f', True)}..{_fmt(est.ci_high, '.2f', True)}"
     sd = f"SD {_fmt(est.sd)} pp" if est.sd is not None else "SD n/a"
-    needs = (f"≥{est.seeds_needed} seeds per path needed for ±{margin:g} pp"
+    needs = (f"±{margin:g} pp needs ≥{est.seeds_needed} seeds per path at this SD"
              if est.seeds_needed is not None else f"±{margin:g} pp not reachable at this spread")
     if est.sd_source == "assumed":
         needs += f" (assumed seed SD {ASSUMED_SEED_SD_PP:g} pp)"
     if est.decision == "equivalent":
         return Check("accuracy-equivalence", "PASS", f"{subject} ({metric})",
                      f"{head} ({ci}), TOST {_fmt_p(est.tost_p)} → equivalent within ±{margin:g} pp; "
-                     f"{n_desc}, {sd}", details)
+                     f"{n_desc}, {sd}; {needs}", details)
     if est.decision == "different":
         return Check("accuracy-equivalence", "FAIL", f"{subject} ({metric})",
                      f"{head} ({ci}) lies beyond ±{margin:g} pp ({_fmt_p(est.beyond_p)}); {n_desc}, {sd}",
@@ -454,7 +454,8 @@ def _memory_check(subject: str, g: list[_Run], r: list[_Run]) -> Check | None:
     mr = [x.result.memory.peak_rss_mb for x in r if x.result.memory is not None]
     if not mg or not mr:
         return None
-    est = stats.median_ratio(mg, mr)
+    # A bootstrap over a handful of per-run values is not a CI worth printing: need 5 runs each.
+    est = stats.median_ratio(mg, mr, bootstrap=min(len(mg), len(mr)) >= 5)
     tf_g = [x.result.memory.tf_peak_mb for x in g if x.result.memory and x.result.memory.tf_peak_mb is not None]
     tf_r = [x.result.memory.tf_peak_mb for x in r if x.result.memory and x.result.memory.tf_peak_mb is not None]
     details = {"peak_rss_ratio": est.ratio, "ci_low": est.ci_low, "ci_high": est.ci_high,
@@ -462,7 +463,12 @@ def _memory_check(subject: str, g: list[_Run], r: list[_Run]) -> Check | None:
                "peak_rss_mb_a": mg, "peak_rss_mb_b": mr, "tf_peak_mb_a": tf_g, "tf_peak_mb_b": tf_r}
     ci = (f" (95% CI {_fmt(est.ci_low, '.3f')}..{_fmt(est.ci_high, '.3f')})" if est.ci_low is not None
           else f" (no CI: {len(mg)} vs {len(mr)} runs)")
-    change = "changed" if est.changed else "no change outside run-to-run noise"
+    if est.changed:
+        change = "changed"
+    elif min(len(mg), len(mr)) < 4:  # a U test on fewer runs cannot reach p < 0.05
+        change = "too few runs to tell a change from noise (U test needs ≥4 each)"
+    else:
+        change = "no change outside run-to-run noise"
     return Check("memory", "PASS", subject,
                  f"peak RSS ×{_fmt(est.ratio, '.3f')}{ci}, median {_fmt(est.median_a, '.0f')} vs "
                  f"{_fmt(est.median_b, '.0f')} MB: {change}", details)
@@ -700,12 +706,15 @@ def compare_results(results: list[RunResult], *, reference: str | None = None, m
             path = group_path[group]
             if group not in by_group or not (path.precision == "mixed" or path.xla):
                 continue
-            sibling = next((s for s in groups if s in by_group and group_source[s] == group_source[group]
-                            and group_path[s].device == path.device and group_path[s].precision == "fp32"
-                            and not group_path[s].xla), None)
+            candidates = [s for s in groups if s in by_group and group_path[s].device == path.device
+                          and group_path[s].precision == "fp32" and not group_path[s].xla]
+            # Prefer the sibling from the same source (local vs docker), then the reference, then
+            # any (one directory per path is a common layout: sources differ, siblings still exist).
+            sibling = next((s for s in candidates if group_source[s] == group_source[group]),
+                           ref if ref in candidates else (candidates[0] if candidates else None))
             if sibling is None:
                 checks.append(Check("relative-gate", "WARN", f"{bench}/{data}: {group}",
-                                    f"no fp32 sibling ({path.device}-fp32, same source) to gate against", {}))
+                                    f"no fp32 sibling ({path.device}-fp32) to gate against", {}))
                 continue
             checks.append(_check_relative_gate(f"{bench}/{data}: {group} vs {sibling}", by_group[group],
                                                by_group[sibling], margin_pp))
