@@ -84,6 +84,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import UserError
+from harness.pipeline import split_at
 from harness.results import DatasetInfo
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,7 @@ def n_validation(n_train: int, validation_split: float) -> int:
     """
     if not validation_split:
         return 0
-    split_at = int(math.floor(n_train * (1.0 - validation_split)))
-    return n_train - split_at
+    return n_train - split_at(n_train, validation_split)
 
 
 def fingerprint(x_train_u8: np.ndarray, y_train: np.ndarray, x_test_u8: np.ndarray,

@@ -70,15 +70,15 @@ def make_tfdata(parts: SplitArrays, spec: RunSpec) -> tuple[Any, Any | None]:
     return train, val
 
 
-def fit_kwargs(x: np.ndarray, y: np.ndarray, spec: RunSpec) -> tuple[dict[str, Any], int]:
-    """Arguments for ``model.fit`` for the spec's input mode, and the number of training samples."""
+def fit_kwargs(x: np.ndarray, y: np.ndarray, spec: RunSpec) -> tuple[dict[str, Any], int, int]:
+    """Arguments for ``model.fit`` for the spec's input mode, and the training/validation sample counts."""
     if spec.input == "numpy":
         x_all, y_all = limit_training_arrays(x, y, spec)
         n_train = split_at(len(x_all), spec.validation_split)
         kwargs = {"x": x_all, "y": y_all, "batch_size": spec.batch_size, "shuffle": True}
         if spec.validation_split > 0:
             kwargs["validation_split"] = spec.validation_split
-        return kwargs, n_train
+        return kwargs, n_train, len(x_all) - n_train
     parts = split_train_val(x, y, spec)
     train, val = make_tfdata(parts, spec)
-    return {"x": train, "validation_data": val}, len(parts.x_train)
+    return {"x": train, "validation_data": val}, len(parts.x_train), len(parts.x_val)

@@ -105,6 +105,9 @@ class RunResult:
     test_accuracy: float | None = None
     generalization_gap: float | None = None  # train acc - val acc, last epoch
     params: int | None = None
+    # Samples this run actually trained/validated on (differs from dataset counts with max_train_samples).
+    n_train_used: int | None = None
+    n_val_used: int | None = None
     timing: Timing | None = None
     memory: Memory | None = None
     evidence: Evidence | None = None

@@ -216,7 +216,7 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
             return {"dataset": dataset.info, "params": int(model.count_params()), "evidence": evidence,
                     "extra": {"probe": payload}, "environment": environment.collect(tf)}
 
-        fit_args, n_train = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
+        fit_args, n_train, n_val = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
         record = StepRecord()
         callbacks = [make_step_timer(record), make_progress_callback(spec, started)]
         if spec.inject_fault:
@@ -281,6 +281,8 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
         "test_accuracy": float(test_accuracy),
         "generalization_gap": gap,
         "params": int(model.count_params()),
+        "n_train_used": n_train,
+        "n_val_used": n_val,
         "timing": timing,
         "memory": memory,
         "evidence": evidence,

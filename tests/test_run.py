@@ -33,6 +33,7 @@ def test_one_epoch_batchnorm_run_writes_a_valid_result(tmp_path: Path) -> None:
     assert result.params == 110_154
     assert result.dataset.name == "mnist-5k" and len(result.dataset.sha256) == 64
     assert (result.dataset.n_train, result.dataset.n_val, result.dataset.n_test) == (4000, 800, 1000)
+    assert (result.n_train_used, result.n_val_used) == (3200, 800)
     assert len(result.epochs) == 1 and result.generalization_gap == pytest.approx(
         result.epochs[0].train_accuracy - result.epochs[0].val_accuracy)
     t = result.timing
@@ -94,6 +95,7 @@ def test_paths_record_what_actually_ran(tmp_path: Path) -> None:
     xla = LocalBackend().run(base.replace(path=PathSpec(xla=True)), tmp_path)
     assert xla.ok, xla.error
     assert xla.evidence.jit_compile is True and xla.evidence.deterministic_ops is False
+    assert (xla.n_train_used, xla.n_val_used) == (512, 128)  # max_train_samples=640, split 0.2
     mixed = LocalBackend().run(base.replace(path=PathSpec(precision="mixed"), input="numpy",
                                             steps_per_execution=4), tmp_path)
     assert mixed.ok, mixed.error
