@@ -812,7 +812,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "throughput:-5%% and test_accuracy:-<margin>pp")
 
 
-def _source_labels(targets: list[str], loaded: list[list[RunResult]]) -> list[str]:
+def source_labels(targets: list[str], loaded: list[list[RunResult]]) -> list[str]:
     """One label per argument: the backend when each argument holds one distinct backend
     (local vs docker), else the directory/file name, made unique."""
     backends = []
@@ -834,6 +834,9 @@ def _source_labels(targets: list[str], loaded: list[list[RunResult]]) -> list[st
     return labels
 
 
+_source_labels = source_labels  # the name harness.report imports
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``tfparity compare``: print the table (or JSON); 0 if no FAIL/regression, else 1."""
     from harness import regress
@@ -848,18 +851,18 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.label is not None:
         if len(args.label) != len(args.results):
             raise CompareError(f"--label given {len(args.label)} time(s) for {len(args.results)} RESULTS arguments")
-        source_labels = list(args.label)
+        labels_per_arg = list(args.label)
     else:
-        source_labels = _source_labels(list(args.results), loaded)
+        labels_per_arg = source_labels(list(args.results), loaded)
     results = [r for rs in loaded for r in rs]
-    labels = [label for label, rs in zip(source_labels, loaded, strict=True) for _ in rs]
+    labels = [label for label, rs in zip(labels_per_arg, loaded, strict=True) for _ in rs]
     baseline = None
     baseline_labels = None
     if args.baseline:
         baseline = load_results([args.baseline])
         baseline_labels = [_default_source(r) for r in baseline]
-        if len(set(source_labels)) == 1 and len({*baseline_labels}) == 1:
-            baseline_labels = [source_labels[0]] * len(baseline)
+        if len(set(labels_per_arg)) == 1:
+            baseline_labels = [labels_per_arg[0]] * len(baseline)
     comparison = compare_results(results, reference=args.reference, margin_pp=margin, labels=labels,
                                  curve_tol_pp=getattr(args, "curve_tol_pp", DEFAULT_CURVE_TOL_PP),
                                  baseline=baseline, baseline_labels=baseline_labels, gates=gates)

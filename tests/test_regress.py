@@ -170,3 +170,11 @@ def test_cli_baseline_exit_codes(tmp_path, capsys):
     assert "REGRESSION: throughput" in out
     # Default gates when --baseline has no --gate.
     assert _cli([str(tmp_path / "slow"), "--baseline", str(tmp_path / "base")]) == 1
+
+
+def test_baseline_with_other_source_labels_pairs_by_path():
+    baseline = _runs([2.5, 2.51, 2.49], sd=0.02)
+    current = _runs([2.5 * 1.09, 2.51 * 1.09, 2.49 * 1.09], sd=0.02, rng_offset=1)
+    (check,) = regression_checks(current, baseline, [parse_gate("throughput:-5%")],
+                                 labels=["fp32"] * 3, baseline_labels=["nightly"] * 3)
+    assert check.verdict == "FAIL"
