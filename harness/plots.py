@@ -94,7 +94,8 @@ def _figure(width_in: float, height_in: float) -> Any:
 
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    # bbox_inches="tight" grows the canvas rather than cut off a long label or legend.
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white", bbox_inches="tight", pad_inches=0.08)
     return buf.getvalue()
 
 
@@ -155,7 +156,8 @@ def accuracy_curves_figure(panels: Sequence[CurvePanel]) -> Any:
     # Paths beyond four columns wrap onto extra rows of the same model.
     col_chunks = [cols[i:i + ncols] for i in range(0, len(cols), ncols)]
     nrows = len(rows) * len(col_chunks)
-    fig = _figure(max(3.4 * ncols, 6.0), 2.7 * nrows + 0.7)
+    width_in = max(3.4 * ncols, 6.5)
+    fig = _figure(width_in, 2.7 * nrows + 0.7)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
     by_key = {(p.model, p.dataset, p.path): p for p in panels}
     handles = None
@@ -199,8 +201,9 @@ def accuracy_curves_figure(panels: Sequence[CurvePanel]) -> Any:
                 elif h_band is not None and len(handles) == 3:
                     handles.append(h_band)
     if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=8,
-                   frameon=False)
+        # About 2.6 in per entry at this font size: wrap onto two rows rather than clip a narrow figure.
+        fig.legend(handles=handles, loc="outside lower center", ncols=max(1, min(len(handles), int(width_in / 2.6))),
+                   fontsize=8, frameon=False)
     return fig
 
 
@@ -386,3 +389,22 @@ def overlapping_texts(fig: Any) -> list[tuple[str, str]]:
             if boxes[i][1].overlaps(boxes[j][1]):
                 clashes.append((boxes[i][0], boxes[j][0]))
     return clashes
+
+
+def texts_outside(fig: Any) -> list[str]:
+    """Visible texts that extend beyond the figure canvas (they would be cut off)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    out = []
+    for artist in fig.findobj(Text):
+        if not artist.get_visible() or not artist.get_text().strip():
+            continue
+        b = artist.get_window_extent(renderer)
+        if b.width <= 0:
+            continue
+        if b.x0 < box.x0 - 1 or b.x1 > box.x1 + 1 or b.y0 < box.y0 - 1 or b.y1 > box.y1 + 1:
+            out.append(artist.get_text())
+    return out

@@ -363,7 +363,8 @@ def bn_gap_answer(claims: Sequence[ClaimCheck]) -> list[str]:
             continue
         yes = [c.path for c in measured if c.holds]
         no = [c.path for c in measured if not c.holds]
-        noisy = [c.path for c in measured if "within seed noise" in c.note or "cannot separate" in c.note]
+        noisy = [c.path for c in measured if "within seed noise" in c.note]
+        single = [c.path for c in measured if "cannot separate" in c.note]
         if not no:
             text = f"{ds}: **Yes** — BN's gap is smaller on every path ({len(yes)}/{len(measured)})"
         elif not yes:
@@ -373,6 +374,8 @@ def bn_gap_answer(claims: Sequence[ClaimCheck]) -> list[str]:
                     f"({', '.join(yes)}), not on {', '.join(no)}")
         if noisy:
             text += f"; the difference is within seed noise on {', '.join(noisy)}"
+        if single:
+            text += f"; one seed only on {', '.join(single)}: run more seeds to separate the models"
         lines.append(text + suffix + ".")
     return lines
 

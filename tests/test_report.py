@@ -193,6 +193,7 @@ def test_claims_say_when_one_seed_cannot_decide_or_a_model_is_missing() -> None:
     assert missing.holds is None and "needs both" in missing.note
     (answer,) = report.bn_gap_answer(claims)
     assert answer.startswith("mnist-5k: **Yes**") and "(1/1)" in answer
+    assert "one seed only on cpu-fp32: run more seeds" in answer and "within seed noise" not in answer
 
 
 def test_synthetic_runs_are_flagged_wherever_shown() -> None:
@@ -333,12 +334,24 @@ def test_plots_have_units_legends_and_no_overlapping_text(name: str) -> None:
     assert 500 < width < 2500 and 150 < height < 3000
 
 
+def test_a_single_panel_figure_keeps_its_legend_inside() -> None:
+    """One model on one path (a one-seed `make bench` of one model): the legend must not be clipped."""
+    runs = [make_result(seed=0), make_result(seed=1, final_val=0.92)]  # two seeds: four legend entries
+    fig = plots.accuracy_curves_figure([plots.CurvePanel("baseline", "cpu-fp32", "mnist-5k",
+                                                         [[e.train_accuracy for e in r.epochs] for r in runs],
+                                                         [[e.val_accuracy for e in r.epochs] for r in runs])])
+    assert plots.texts_outside(fig) == []
+    assert plots.overlapping_texts(fig) == []
+
+
 def test_overlap_check_catches_overlapping_text() -> None:
     fig = plots._figure(4, 3)
     ax = fig.add_subplot()
     ax.text(0.5, 0.5, "first label here")
     ax.text(0.52, 0.5, "second label here")
     assert plots.overlapping_texts(fig) == [("first label here", "second label here")]
+    ax.text(1.3, 0.1, "far beyond the right edge")
+    assert plots.texts_outside(fig) == ["far beyond the right edge"]
 
 
 def test_empty_inputs_give_an_explaining_figure_not_a_crash() -> None:
