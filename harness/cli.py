@@ -373,7 +373,17 @@ DELEGATED = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: list[str] | None) -> str | None:
+    """The subcommand named on the command line (the first word that is not a global option)."""
+    for word in sys.argv[1:] if argv is None else argv:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; a delegated subcommand's module is imported only when ``command`` names it
+    (or is None): compare/report pull in scipy, seconds that ``run`` must not pay (nor Ctrl-C wait for)."""
     parser = OneLineArgumentParser(prog="tfparity", description="Do TensorFlow's hardware paths agree, and how "
                                                                 "fast is each?")
     parser.add_argument("--version", action="version", version=f"tfparity {__version__}")
@@ -404,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in DELEGATED.items():
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=None, module=module)
+        if command is not None and command != name:
+            continue
         try:
             importlib.import_module(module).add_arguments(p)
         except ImportError as exc:  # a module not built yet must not break the other commands
@@ -439,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         # TensorFlow's C++ start-up chatter would break the one-line error contract of this process;
         # workers inherit this unless the user set it.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        parser = build_parser()
+        parser = build_parser(_command_in(argv))
         args = parser.parse_args(argv)
         level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
