@@ -450,3 +450,16 @@ def test_a_path_measured_locally_and_in_docker_stays_two_groups(tmp_path: Path) 
     assert "7,000 ± 0" in md and "9,000 ± 0" in md
     assert "|  | docker:cpu-fp32 | local:cpu-fp32 |" in md  # provenance per source
     assert "sha256:cdcdcdcdcdcd" in md
+
+
+def test_report_modules_import_without_tensorflow_or_matplotlib() -> None:
+    """The TF-free core: importing report/history/plots loads neither TF nor matplotlib (lazy)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, harness.report, harness.history, harness.plots; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
