@@ -28,8 +28,9 @@ MAKE_TARGET = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)\s*:(?!=)")
 
 def make_database(makefile: Path, cwd: Path) -> tuple[set[str], dict[str, str]]:
     """Targets (and their recipes) as GNU make itself sees them, includes resolved: ``make -pRrq``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
     proc = subprocess.run(["make", "-pRrq", "-f", str(makefile), "tfparity-no-such-target-for-db"],
-                          cwd=cwd, capture_output=True, text=True, timeout=60)
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     # -q with an unknown goal exits 1 or 2 after printing the database; a parse error (a missing
     # include, a syntax error) prints "***" on stderr and no rules.
     errors = [x for x in proc.stderr.splitlines() if "***" in x and "tfparity-no-such-target-for-db" not in x]
@@ -159,7 +160,8 @@ def run_nightly(project: Path, *, gpu: bool, stamp: str) -> subprocess.Completed
         smi.chmod(0o755)
     # PATH without any real nvidia-smi: only this bin dir and the system tools make needs.
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "NIGHTLY_STAMP": stamp}
-    env.pop("MAKEFLAGS", None)
+    for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):  # the suite may itself run under `make test`
+        env.pop(var, None)
     return subprocess.run(["make", "--no-print-directory", "nightly"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=500)
 
