@@ -956,12 +956,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Load, compare, render, write. Prints the two report paths; 0 even when the verdict is FAIL."""
-    from harness.compare import _source_labels, compare_results
+    from harness.compare import compare_results, source_labels
     from harness.results import load_results
 
     # Same grouping as `tfparity compare A B`: each argument is one source, labelled the same way.
     loaded = [load_results([t]) for t in args.results]
-    sources = _source_labels(list(args.results), loaded)
+    sources = source_labels(list(args.results), loaded)
     results = [r for rs in loaded for r in rs]
     labels = [label for label, rs in zip(sources, loaded, strict=True) for _ in rs]
     baseline = baseline_labels = None
