@@ -277,6 +277,10 @@ def _check_accuracy(subject: str, metric: str, g: list[_Run], r: list[_Run], mar
     details = {"metric": metric, "unit": "pp", "seeds": common if paired else None,
                "a_pp": xa, "b_pp": xb, **est.to_dict()}
     n_desc = f"{est.n_a} paired seed{'s' if est.n_a != 1 else ''}" if paired else f"{est.n_a} vs {est.n_b} unpaired seeds"
+    unmatched = len(set(a) ^ set(b)) if paired else 0
+    if unmatched:  # pairing by seed uses only the shared seeds; say so rather than drop silently
+        n_desc += f" ({unmatched} unmatched seed{'s' if unmatched != 1 else ''} not used)"
+        details["unmatched_seeds"] = sorted(set(a) ^ set(b))
     head = f"Δ {_fmt(est.mean, '.2f', True)} pp"
     # One seed with equal accuracy may be a coincidence (accuracy is quantised): only call it
     # identical when every metric of the pair is bit-identical.

@@ -9,6 +9,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from harness import compare, stats
 from harness.compare import Check, CompareError, Comparison, compare_results, render_table
@@ -511,3 +513,30 @@ def test_median_ratio_bootstrap_is_reproducible():
     r1, r2 = stats.median_ratio(a, b), stats.median_ratio(a, b)
     assert r1 == r2
     assert r1.ci_low < r1.ratio < r1.ci_high and r1.changed
+
+
+def test_unmatched_seeds_are_named_not_dropped_silently():
+    ref = seeds_set(FP32, BASE_ACCS)
+    other = seeds_set(BF16, jitter(0.0))[:4]
+    (check,) = by_name(compare_results(ref + other), "accuracy-equivalence", "(test_accuracy)")
+    assert check.details["seeds"] == [0, 1, 2, 3] and check.details["unmatched_seeds"] == [4, 5]
+    assert "2 unmatched seeds not used" in check.summary
+
+
+@settings(max_examples=200, deadline=None)
+@given(diffs=st.lists(st.floats(-3, 3, allow_nan=False), min_size=2, max_size=12),
+       margin=st.floats(0.1, 3.0))
+def test_tost_decision_matches_90_percent_ci_inside_margin(diffs, margin):
+    """TOST at alpha = 0.05 rejects exactly when the 90 % CI of the mean difference lies inside
+    ±margin (the textbook duality); checked on the paired path against scipy's t quantile."""
+    from scipy import stats as ss
+
+    d = np.asarray(diffs)
+    assume(np.std(d) > 1e-6 * max(1.0, np.abs(d).max()))  # zero variance is decided exactly instead
+    est = stats.difference(list(d), [0.0] * len(d), margin=margin, paired=True)
+    half = ss.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    lo, hi = d.mean() - half, d.mean() + half
+    assume(abs(abs(lo) - margin) > 1e-9 and abs(abs(hi) - margin) > 1e-9)  # not on the boundary
+    assert (est.decision == "equivalent") == (lo > -margin and hi < margin)
+    # "different": the one-sided 95 % bound lies beyond the margin, i.e. the 90 % CI is outside it.
+    assert (est.decision == "different") == (hi < -margin or lo > margin)
