@@ -107,6 +107,13 @@ def _style_axes(ax: Any) -> None:
         ax.spines[side].set_visible(False)
 
 
+def _thousands(axis: Any) -> None:
+    """Tick labels like 50,000 instead of 50000 (throughputs are read at a glance)."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+
+
 def _label(text: str, synthetic: bool) -> str:
     return f"{text} [{SYNTHETIC_NOTE}]" if synthetic else text
 
@@ -228,6 +235,7 @@ def throughput_figure(bars: Sequence[Bar]) -> Any:
                 label="95 % confidence interval")
     ax.set_yticks(ys, [_label(b.label, b.synthetic) for b in bars], fontsize=8)
     ax.set_xlabel("steady-state throughput (samples/s, warm-up excluded)", fontsize=9)
+    _thousands(ax.xaxis)
     right = max((b.high or b.value) for b in bars)
     ax.set_xlim(0, right * 1.18)
     for y, b in zip(ys, bars, strict=True):
@@ -326,6 +334,7 @@ def trend_figure(series: Sequence[TrendSeries]) -> Any:
     ax_a.set_ylabel("test accuracy\n(fraction, mean over seeds)", fontsize=9)
     ax_a.set_xlabel("nightly run (UTC)", fontsize=9)
     ax_t.set_ylim(bottom=0)
+    _thousands(ax_t.yaxis)
     locator = mdates.AutoDateLocator()
     ax_a.xaxis.set_major_locator(locator)
     ax_a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
