@@ -23,6 +23,7 @@ from harness.backends.base import BackendError
 from harness.backends.docker import (
     DEFAULT_IMAGES,
     LOCAL_BASE_IMAGE,
+    build_image,
     explain_docker_error,
     parse_memory_limit,
 )
@@ -137,6 +138,36 @@ def test_compose_config_is_valid_and_hardened(engine: None, tmp_path: Path) -> N
     devices = services["bench-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert "deploy" not in services["bench-cpu"]
+
+
+# --- image build failure -------------------------------------------------------------------------
+
+
+def test_image_build_failure_is_one_line_with_the_failing_step(cpu_backend, tmp_path: Path,
+                                                               no_leftovers: None) -> None:
+    # A base without /bin/sh or python: the first RUN of the Dockerfile must fail.
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "rootfs" / "hello").write_text("no shell here\n")
+    base, broken = "tfparity-test-noshell:latest", "tfparity-test-broken:latest"
+    tar = subprocess.run(["tar", "-C", str(tmp_path / "rootfs"), "-c", "."], capture_output=True, check=True)
+    imported = subprocess.run(["docker", "import", "-", base], input=tar.stdout, capture_output=True)
+    assert imported.returncode == 0, imported.stderr
+    before = docker("ps", "-aq").stdout.split()
+    images_before = set(docker("images", "-aq", "--no-trunc").stdout.split())
+    try:
+        with pytest.raises(BackendError) as info:
+            build_image("cpu", tag=broken, base_image=base)
+        message = str(info.value)
+        assert "\n" not in message
+        assert message.startswith(f"image build of {broken} (base {base}) failed: at Step ")
+        assert "/bin/sh" in message
+        # --force-rm: the failed step's container is gone too.
+        assert docker("ps", "-aq").stdout.split() == before
+        assert docker("image", "inspect", broken).returncode != 0
+    finally:
+        # The layers the failed build committed before the failing step belong to this test.
+        created = set(docker("images", "-aq", "--no-trunc").stdout.split()) - images_before
+        docker("image", "rm", "-f", base, broken, *sorted(created))
 
 
 # --- GPU without the NVIDIA runtime -------------------------------------------------------------

@@ -24,7 +24,6 @@ Run as a script for the make targets: ``python -m harness.backends.docker build 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import logging
 import os
@@ -37,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,7 +76,7 @@ CONTAINER_DATA = "/data"
 LABEL_SOURCE_HASH = "org.tfparity.source-hash"
 LABEL_BASE_IMAGE = "org.tfparity.base-image"
 STOP_GRACE_S = 10
-BUILD_LOG_LINES = 12
+BUILD_LOG_LINES = 4
 
 NVIDIA_HINT = (
     "no NVIDIA GPU runtime in this Docker engine (could not select device driver \"nvidia\"): install the "
@@ -123,10 +122,36 @@ def explain_docker_error(what: str, command: list[str] | None, returncode: int |
     if "permission denied" in low and "docker" in low and ".sock" in low:
         return (f"{what}: permission denied on the Docker socket {_engine_address()}; add your user to the "
                 "'docker' group or run with sudo")
+    if command and "build" in command[1:3]:
+        return f"{what} failed: {summarize_build_log(text)}"
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     last = lines[-1] if lines else "no error output"
     cmd = " ".join(command or [])
     return f"{what} failed (exit {returncode}): {last} [command: {cmd}]"
+
+
+def summarize_build_log(text: str, n_lines: int = BUILD_LOG_LINES) -> str:
+    """The failing step of a classic-builder log and its last output lines, on one line."""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    step_at = max((i for i, ln in enumerate(lines) if ln.startswith("Step ")), default=None)
+    step = ""
+    if step_at is not None:
+        step = lines[step_at]
+        step = (step[:117] + "...") if len(step) > 120 else step
+        lines = lines[step_at + 1:]
+    code = ""
+    noise = ("--->", "Removing intermediate container", "DEPRECATED:", "BuildKit is currently",
+             "environment-variable", "Sending build context")
+    kept = []
+    for ln in lines:
+        found = re.search(r"returned a non-zero code: (\d+)", ln)
+        if found:
+            code = f" (exit code {found.group(1)})"
+            continue
+        if not ln.lstrip().startswith(noise):
+            kept.append(ln.strip())
+    tail = " | ".join(kept[-n_lines:]) or "no output"
+    return (f"at {step}: " if step else "") + tail + code
 
 
 def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -279,6 +304,7 @@ def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str 
         _run_script(WHEELHOUSE_SCRIPT)
     use_wheelhouse = any(WHEELHOUSE_DIR.glob("*.whl"))
     _others, tf_requirement = _requirements()
+    previous = image_info(tag)["id"] if image_exists(tag) else None
     started = time.monotonic()
     log.info("building image %s from %s (classic builder, about a minute the first time)", tag, base_image)
     with tempfile.TemporaryDirectory(prefix="tfparity-build-") as ctx:
@@ -292,28 +318,39 @@ def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str 
             # than the host that made the wheelhouse, so there the index stays available.
             "PIP_OFFLINE": "1" if device == "cpu" else "0",
         }
-        with _classic_builder():
-            # The CPU build needs no network at all (wheelhouse only): give it none.
-            _call(f"image build of {tag} (base {base_image})", client().legacy_build, ctx,
-                  file=Path(ctx) / "Dockerfile", build_args=build_args, tags=[tag], cache=not no_cache,
-                  network="none" if device == "cpu" else None)
+        # The CPU build needs no network at all (wheelhouse only): give it none.
+        _legacy_build(f"image build of {tag} (base {base_image})", Path(ctx), tag=tag, build_args=build_args,
+                      network="none" if device == "cpu" else None, no_cache=no_cache)
     info = image_info(tag)
     log.info("built %s (%s) in %.0f s", tag, info["id"][:19], time.monotonic() - started)
+    if previous and previous != info["id"]:
+        # The replaced image would linger untagged after every code change; its layers stay cached.
+        try:
+            client().image.remove(previous)
+        except Exception as exc:  # still used by a container, say: harmless
+            log.debug("kept the previous image %s: %s", previous[:19], _first_line(exc))
     return info
 
 
-@contextlib.contextmanager
-def _classic_builder() -> Iterator[None]:
-    """Force the classic builder: a newer CLI would otherwise look for buildx, which may be absent."""
-    old = os.environ.get("DOCKER_BUILDKIT")
-    os.environ["DOCKER_BUILDKIT"] = "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("DOCKER_BUILDKIT", None)
-        else:
-            os.environ["DOCKER_BUILDKIT"] = old
+def _legacy_build(what: str, context: Path, *, tag: str, build_args: dict[str, str], network: str | None,
+                  no_cache: bool) -> None:
+    """``docker build`` with the classic builder (python-on-whales' ``docker.build`` needs buildx).
+
+    Like ``docker.legacy_build``, plus ``--force-rm``: a failed step must not leave its intermediate
+    container behind. ``DOCKER_BUILDKIT=0`` stops a newer CLI from looking for buildx.
+    """
+    from python_on_whales.utils import run
+
+    cmd = client().client_config.docker_cmd + ["build", "--quiet", "--force-rm", "--file", str(context / "Dockerfile"),
+                                               "--tag", tag]
+    for key, value in build_args.items():
+        cmd += ["--build-arg", f"{key}={value}"]
+    if network:
+        cmd += ["--network", network]
+    if no_cache:
+        cmd.append("--no-cache")
+    cmd.append(str(context))
+    _call(what, run, cmd, env={"DOCKER_BUILDKIT": "0"})
 
 
 def ensure_image(device: str, *, tag: str | None = None, base_image: str | None = None,
