@@ -8,6 +8,7 @@ session fixture only refreshes a stale image, which reuses the cached dependency
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -134,6 +135,7 @@ def test_compose_config_is_valid_and_hardened(engine: None, tmp_path: Path) -> N
         assert mounts["/results"]["source"] == env["TFPARITY_RESULTS_DIR"]
         assert not mounts["/results"].get("read_only"), f"{name}: /results must be writable"
         assert svc["image"] == "tfparity:test"
+        assert svc.get("pull_policy") == "never", name
         assert svc["environment"]["TFPARITY_CONTAINER_IMAGE"] == "tfparity:test"
     devices = services["bench-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
@@ -215,12 +217,18 @@ def test_make_bench_gpu_fails_in_one_line_and_runs_nothing(no_nvidia: None, no_l
 
 @pytest.mark.slow
 def test_local_and_docker_runs_are_identical(cpu_backend, data_dir: Path, tmp_path: Path,
-                                             no_leftovers: None) -> None:
+                                             no_leftovers: None, caplog: pytest.LogCaptureFixture) -> None:
     spec = quick_spec()
     local = get_backend("local", data_dir=data_dir).run(spec, tmp_path / "local")
-    boxed = cpu_backend.run(spec, tmp_path / "docker")
+    events: list = []
+    with caplog.at_level(logging.DEBUG, logger="harness.worker.output"):
+        boxed = cpu_backend.run(spec, tmp_path / "docker", progress=events.append)
     assert local.status == "ok", local.error
     assert boxed.status == "ok", f"{boxed.error}\n" + "\n".join(boxed.log_tail)
+    # The container's output was streamed, prefixed, and its progress lines parsed.
+    streamed = [r.getMessage() for r in caplog.records if r.name == "harness.worker.output"]
+    assert streamed and all(m.startswith(f"[docker {spec.run_id}] ") for m in streamed)
+    assert [(e.epoch, e.epochs) for e in events] == [(1, 1)]
 
     # Same data, byte for byte: the fingerprint is computed inside each process.
     assert boxed.dataset is not None and local.dataset is not None
