@@ -860,6 +860,9 @@ def run_cli(args: argparse.Namespace) -> int:
         labels_per_arg = source_labels(list(args.results), loaded)
     results = [r for rs in loaded for r in rs]
     labels = [label for label, rs in zip(labels_per_arg, loaded, strict=True) for _ in rs]
+    if args.label is None and len(loaded) == 1:
+        # One directory holding local and docker results: the backend is the source.
+        labels = [_default_source(r) for r in results]
     baseline = None
     baseline_labels = None
     if args.baseline:

@@ -540,3 +540,11 @@ def test_tost_decision_matches_90_percent_ci_inside_margin(diffs, margin):
     assert (est.decision == "equivalent") == (lo > -margin and hi < margin)
     # "different": the one-sided 95 % bound lies beyond the margin, i.e. the 90 % CI is outside it.
     assert (est.decision == "different") == (hi < -margin or lo > margin)
+
+
+def test_cli_one_directory_with_local_and_docker_results(tmp_path, capsys):
+    _write([make_result(FP32, 0, backend="local"), make_result(FP32, 0, backend="docker")], tmp_path / "mixed")
+    assert _cli([str(tmp_path / "mixed"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["groups"] == ["docker:cpu-fp32", "local:cpu-fp32"] or data["groups"] == ["local:cpu-fp32", "docker:cpu-fp32"]
+    assert data["verdict"] == "PASS"
