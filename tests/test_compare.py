@@ -546,5 +546,5 @@ def test_cli_one_directory_with_local_and_docker_results(tmp_path, capsys):
     _write([make_result(FP32, 0, backend="local"), make_result(FP32, 0, backend="docker")], tmp_path / "mixed")
     assert _cli([str(tmp_path / "mixed"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["groups"] == ["docker:cpu-fp32", "local:cpu-fp32"] or data["groups"] == ["local:cpu-fp32", "docker:cpu-fp32"]
+    assert sorted(data["groups"]) == ["docker:cpu-fp32", "local:cpu-fp32"]
     assert data["verdict"] == "PASS"
