@@ -596,8 +596,8 @@ def _check_numerics(probe_runs: list[_Run], reference: str) -> list[Check]:
             worst_act = max((x.get("activation_rel_err") or 0.0 for x in details["layers"]), default=0.0)
             worst_grad = max((x.get("gradient_rel_err") or 0.0 for x in details["layers"]), default=0.0)
             tol = payload.get("tolerance") or {}
-            numbers = (f"max rel err activations {worst_act:.2e} (tol {_fmt(tol.get('activation'), '.0e')}), "
-                       f"gradients {worst_grad:.2e} (tol {_fmt(tol.get('gradient'), '.0e')}), "
+            numbers = (f"max rel err activations {worst_act:.2e} (tol {_fmt(tol.get('activation'), '.2g')}), "
+                       f"gradients {worst_grad:.2e} (tol {_fmt(tol.get('gradient'), '.2g')}), "
                        f"loss {_fmt(payload.get('loss_rel_err'), '.1e')}; {payload.get('compute_dtype')}")
             if payload.get("passed"):
                 checks.append(Check("numerics", "PASS", subject, f"within tolerance: {numbers}", details))
@@ -638,7 +638,7 @@ def _check_numerics(probe_runs: list[_Run], reference: str) -> list[Check]:
             verdict = "PASS" if rel <= tol else "FAIL"
             checks.append(Check("numerics", verdict, subject,
                                 f"same weights and batch; loss {loss_a:.6g} vs {loss_b:.6g} (rel diff {rel:.2e}, "
-                                f"tol {tol:.0e})", details))
+                                f"tol {tol:.2g})", details))
     return checks
 
 
