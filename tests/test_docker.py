@@ -23,10 +23,13 @@ from harness.backends import get_backend
 from harness.backends.base import BackendError
 from harness.backends.docker import (
     DEFAULT_IMAGES,
+    LABEL_SOURCE_HASH,
     LOCAL_BASE_IMAGE,
     build_image,
+    ensure_image,
     explain_docker_error,
     parse_memory_limit,
+    source_hash,
 )
 from harness.config import ConfigError, PathSpec, RunSpec
 
@@ -140,6 +143,27 @@ def test_compose_config_is_valid_and_hardened(engine: None, tmp_path: Path) -> N
     devices = services["bench-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert "deploy" not in services["bench-cpu"]
+
+
+# --- image freshness -----------------------------------------------------------------------------
+
+
+def test_current_image_is_reused_and_a_stale_one_rebuilt(cpu_backend, tmp_path: Path) -> None:
+    current = ensure_image("cpu")
+    assert ensure_image("cpu")["id"] == current["id"], "an up-to-date image was rebuilt"
+    assert current["labels"][LABEL_SOURCE_HASH] == source_hash(LOCAL_BASE_IMAGE)
+
+    # The same image, labelled as built from other harness sources: it must not be used as is.
+    stale = "tfparity-test-stale:latest"
+    (tmp_path / "Dockerfile").write_text(f"FROM {CPU_IMAGE}\nLABEL {LABEL_SOURCE_HASH}=0000000000000000\n")
+    made = docker("build", "-q", "-t", stale, str(tmp_path), env={"DOCKER_BUILDKIT": "0"})
+    assert made.returncode == 0, made.stderr
+    try:
+        refreshed = ensure_image("cpu", tag=stale)
+        assert refreshed["labels"][LABEL_SOURCE_HASH] == source_hash(LOCAL_BASE_IMAGE)
+        assert refreshed["id"] != made.stdout.strip()
+    finally:
+        docker("image", "rm", "-f", stale)
 
 
 # --- image build failure -------------------------------------------------------------------------

@@ -360,10 +360,13 @@ def ensure_image(device: str, *, tag: str | None = None, base_image: str | None 
     base_image = base_image or DEFAULT_BASE_IMAGES[device]
     if not rebuild and image_exists(tag):
         info = image_info(tag)
-        built_from = info["labels"].get(LABEL_SOURCE_HASH)
-        if built_from == source_hash(info["labels"].get(LABEL_BASE_IMAGE) or base_image):
+        built_on = info["labels"].get(LABEL_BASE_IMAGE)
+        if built_on != base_image:
+            log.warning("image %s was built FROM %s, not %s; rebuilding it", tag, built_on, base_image)
+        elif info["labels"].get(LABEL_SOURCE_HASH) == source_hash(base_image):
             return info
-        log.warning("image %s was built from other harness sources (%s); rebuilding it", tag, built_from)
+        else:
+            log.warning("image %s was built from other harness sources; rebuilding it", tag)
     return build_image(device, tag=tag, base_image=base_image)
 
 
