@@ -108,6 +108,7 @@ class LocalBackend:
             returncode = proc.wait()
         except RunInterrupted as exc:
             _stop(proc)
+            _remove_partial_writes(out_path)
             finish_run(spec, out_dir, started_utc=started_utc, returncode=proc.returncode, tail=list(tail.lines),
                        reason=f"interrupted by {_signame(exc.signum)}", status="interrupted")
             raise
@@ -116,6 +117,7 @@ class LocalBackend:
                 timer.cancel()
             if proc.poll() is None:  # any other exit path: never leave a worker behind
                 _stop(proc)
+            _remove_partial_writes(out_path)
         reason = f"timed out after {timeout_s:g} s (worker killed)" if timed_out.is_set() else None
         worker_says = next((line.split(": ", 1)[1] for line in reversed(tail.lines)
                             if line.startswith(WORKER_ERROR_PREFIX) and ": " in line), None)
@@ -128,6 +130,17 @@ class LocalBackend:
             reason = f"worker exited with code {returncode}: {worker_says}"
         return finish_run(spec, out_dir, started_utc=started_utc, returncode=returncode, tail=list(tail.lines),
                           reason=reason)
+
+
+def _remove_partial_writes(out_path: Path) -> None:
+    """Delete the temp file of a result write the stopped/killed worker did not finish.
+
+    Called only once the worker is gone: its atomic write leaves ``.<name>.<random>.tmp`` behind
+    when SIGTERM/SIGKILL lands between the temp file and the final link.
+    """
+    for tmp in out_path.parent.glob(f".{out_path.name}.*.tmp"):
+        log.info("removing %s, a result write cut short", tmp.name)
+        tmp.unlink(missing_ok=True)
 
 
 def _block_stop_signals() -> set[int] | None:
