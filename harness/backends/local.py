@@ -119,8 +119,8 @@ class LocalBackend:
                 _stop(proc)
             _remove_partial_writes(out_path)
         reason = f"timed out after {timeout_s:g} s (worker killed)" if timed_out.is_set() else None
-        worker_says = next((line.split(": ", 1)[1] for line in reversed(tail.lines)
-                            if line.startswith(WORKER_ERROR_PREFIX) and ": " in line), None)
+        worker_says = next((line[len(WORKER_ERROR_PREFIX):].removeprefix("error: ") for line in reversed(tail.lines)
+                            if line.startswith(WORKER_ERROR_PREFIX)), None)
         if returncode == EXIT_CANNOT_WRITE and not out_path.exists():
             # Disk full, directory gone: not a failure of this run but of the results directory. Recording
             # it as "failed" would make a resume skip it; stop the suite in one line instead.
