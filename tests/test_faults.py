@@ -608,3 +608,52 @@ def test_oom_crash_and_nan_are_failures_with_reasons_and_the_suite_goes_on(tmp_p
     on_disk = assert_suite_dir_consistent(tmp_path)
     assert {k: r.status for k, r in on_disk.items()} == {r.run_id: r.status for r in results}
     assert load_results([tmp_path]) and workers_under(tmp_path) == []
+
+
+# --- the local backend's failure paths, with stand-in worker executables (real processes, no TF) ---
+
+
+def fake_worker(tmp_path: Path, script: str) -> str:
+    """An executable that takes the worker's place (LocalBackend(python=...)); it gets the same argv."""
+    path = tmp_path / "fake-python"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_worker_that_cannot_write_its_result_stops_the_suite(tmp_path: Path) -> None:
+    """Exit 3 (disk full inside the worker): no bogus failed result (resume would skip it); one line."""
+    from harness.backends.base import BackendError
+
+    python = fake_worker(tmp_path, "echo \"tfparity-worker: cannot write result '$4': No space left on device\" >&2\n"
+                                   "exit 3\n")
+    out = tmp_path / "suite"
+    out.mkdir()
+    specs = [RunSpec(epochs=1, benchmark="baseline"), RunSpec(epochs=1, benchmark="batchnorm")]
+    with pytest.raises(BackendError) as info:
+        run_specs(specs, LocalBackend(python=python), out)
+    message = str(info.value)
+    assert "\n" not in message and "No space left on device" in message
+    assert f"tfparity run --resume {out}" in message
+    assert [p.name for p in out.glob("*.json")] == []  # no result: the run is still to do
+    assert [p.name for p in (out / "specs").iterdir()] == [f"{specs[0].run_id}.json"]  # the suite stopped
+
+
+def test_a_worker_dying_mid_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    """The worker is killed between its temp file and the link: the backend removes the temp file."""
+    spec = RunSpec(epochs=1, benchmark="baseline")
+    out = tmp_path / "suite"
+    out.mkdir()
+    python = fake_worker(tmp_path, f"printf '{{\"half\": ' > '{out}/.{spec.run_id}.json.x1y2z3.tmp'\nkill -9 $$\n")
+    result = LocalBackend(python=python).run(spec, out)
+    assert result.status == "failed" and "SIGKILL" in result.error
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{spec.run_id}.json", "specs"])
+    assert load_result(out / f"{spec.run_id}.json") == result
+
+
+def test_a_worker_refusing_its_spec_is_a_failure_that_quotes_it(tmp_path: Path) -> None:
+    python = fake_worker(tmp_path, "echo 'tfparity-worker: error: spec x.json: epochs must be an integer >= 1' >&2\n"
+                                   "exit 2\n")
+    result = LocalBackend(python=python).run(RunSpec(epochs=1), tmp_path)
+    assert result.status == "failed"
+    assert result.error == "worker exited with code 2: spec x.json: epochs must be an integer >= 1"
