@@ -19,17 +19,10 @@ if [[ -z "$PYTHON" ]]; then
 fi
 die() { echo "make-wheelhouse: error: $*" >&2; exit 2; }
 
-stamp="$out/.complete"
-if [[ "${1:-}" != "--force" && -f "$stamp" ]] && cmp -s "$stamp" <(sha256sum "$root/pyproject.toml" | cut -d' ' -f1); then
-    echo "make-wheelhouse: $out is up to date ($(ls "$out"/*.whl | wc -l) wheels; --force to refresh)"
-    exit 0
-fi
 mkdir -p "$out"
-rm -f "$stamp"
-
 reqs="$out/.requirements.txt"
 cons="$out/.constraints.txt"
-"$PYTHON" - "$root/pyproject.toml" >"$reqs" <<'PY'
+"$PYTHON" - "$root/pyproject.toml" >"$reqs.new" <<'PY'
 import sys, tomllib
 with open(sys.argv[1], "rb") as fh:
     project = tomllib.load(fh)["project"]
@@ -40,18 +33,42 @@ print("setuptools>=64")
 print("wheel")
 PY
 # Pin to what the host venv runs (minus the project itself and anything installed from a path/URL).
-"$PYTHON" -m pip freeze 2>/dev/null | grep -v -E '^(-e |tfparity[= @])| @ ' >"$cons" || true
+"$PYTHON" -m pip freeze 2>/dev/null | grep -v -E '^(-e |tfparity[= @])| @ ' >"$cons.new" || true
 
+# Up to date = made from the same requirements and the same pinned versions.
+stamp="$out/.complete"
+key="$(cat "$reqs.new" "$cons.new" | sha256sum | cut -d' ' -f1)"
+if [[ "${1:-}" != "--force" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
+    rm -f "$reqs.new" "$cons.new"
+    echo "make-wheelhouse: $out is up to date ($(ls "$out"/*.whl | wc -l) wheels; --force to refresh)"
+    exit 0
+fi
 start=$(date +%s)
 # Wheels are chosen for the host interpreter, which must match the base image's (CPython 3.11 on
 # bookworm): pip's --platform does not expand to older manylinux tags, so naming the target would
 # miss most wheels.
 pyver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 [[ "$pyver" == "3.11" ]] || die "host python is $pyver, the bookworm base image runs 3.11; set PYTHON=python3.11"
-if ! "$PYTHON" -m pip download --dest "$out" --requirement "$reqs" --constraint "$cons" \
+# Download next to the old wheelhouse and swap only on success: a host that cannot reach the index
+# (an air-gapped one with a copied wheelhouse) keeps the wheels it has.
+fresh="$out/.fresh"
+rm -rf "$fresh"
+mkdir -p "$fresh"
+if ! "$PYTHON" -m pip download --dest "$fresh" --requirement "$reqs.new" --constraint "$cons.new" \
         --only-binary=:all: --progress-bar off >"$out/.download.log" 2>&1; then
+    rm -rf "$fresh" "$reqs.new" "$cons.new"
+    if ls "$out"/*.whl >/dev/null 2>&1; then
+        echo "make-wheelhouse: warning: pip download failed (log: $out/.download.log); keeping the existing $(ls "$out"/*.whl | wc -l) wheels" >&2
+        exit 0
+    fi
     tail -n 15 "$out/.download.log" >&2
     die "pip download failed (last lines above; full log: $out/.download.log)"
 fi
-sha256sum "$root/pyproject.toml" | cut -d' ' -f1 >"$stamp"
+# The image installs the newest wheel it finds: an old version must not linger.
+rm -f "$stamp" "$out"/*.whl
+mv "$fresh"/*.whl "$out"/
+rmdir "$fresh"
+mv "$reqs.new" "$reqs"
+mv "$cons.new" "$cons"
+echo "$key" >"$stamp"
 echo "make-wheelhouse: $(ls "$out"/*.whl | wc -l) wheels, $(du -sm "$out" | cut -f1) MB in $out ($(( $(date +%s) - start )) s)"

@@ -298,9 +298,10 @@ def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str 
     base_image = base_image or DEFAULT_BASE_IMAGES[device]
     if base_image == LOCAL_BASE_IMAGE and not image_exists(base_image):
         _run_script(BUILD_BASE_SCRIPT)
-    # The wheelhouse feeds the CPU image (TF comes from it); a -gpu base brings TF itself, but the
-    # other requirements still come from the wheelhouse when there is one.
-    if device == "cpu" and not any(WHEELHOUSE_DIR.glob("*.whl")):
+    # The wheelhouse feeds the CPU image (TF comes from it): the script refreshes it when the
+    # requirements or the venv's pinned versions changed, and returns at once otherwise. A -gpu base
+    # brings TF itself; the other requirements come from the wheelhouse when there is one.
+    if device == "cpu":
         _run_script(WHEELHOUSE_SCRIPT)
     use_wheelhouse = any(WHEELHOUSE_DIR.glob("*.whl"))
     _others, tf_requirement = _requirements()
