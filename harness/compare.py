@@ -40,6 +40,7 @@ _RANK = {v: i for i, v in enumerate(VERDICTS)}
 # Seed-to-seed SD of test accuracy assumed for the seed estimate when it cannot be observed (one
 # seed): TF-FACTS measured a 1-3 point spread over 5 seeds on Fashion-MNIST.
 ASSUMED_SEED_SD_PP = 1.5
+Z_975 = 1.959964  # two-sided 95 % normal quantile
 DEFAULT_MARGIN_PP = 1.0
 DEFAULT_CURVE_TOL_PP = 2.0
 DEFAULT_LOSS_TOL_REL = 0.10
@@ -316,6 +317,15 @@ def _check_accuracy(subject: str, metric: str, g: list[_Run], r: list[_Run], mar
                      details)
     if est.ci_low is None:  # one seed, or a constant nonzero difference on two: no usable SD
         why = "constant Δ, SD not observable" if est.sd == 0 else "no SD from one seed"
+        # Without an observed SD, a difference far beyond what seed noise could produce is still a
+        # failure: judge it against the assumed seed SD (difference of two independent seeds).
+        se_assumed = ASSUMED_SEED_SD_PP * math.sqrt(2.0) / math.sqrt(max(est.n_a, 1))
+        limit = margin + Z_975 * se_assumed
+        details["assumed_limit_pp"] = limit
+        if est.mean is not None and abs(est.mean) > limit:
+            return Check("accuracy-equivalence", "FAIL", f"{subject} ({metric})",
+                         f"{head} ({n_desc}; {why}) is beyond ±{limit:.2f} pp, the margin plus 1.96 × the "
+                         f"assumed seed noise ({ASSUMED_SEED_SD_PP:g} pp SD per path)", details)
         return Check("accuracy-equivalence", "WARN", f"{subject} ({metric})",
                      f"{head}: too few seeds to decide ({n_desc}; {why}); {needs}", details)
     return Check("accuracy-equivalence", "WARN", f"{subject} ({metric})",

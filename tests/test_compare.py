@@ -184,6 +184,22 @@ def test_constant_nonzero_difference_beyond_margin_fails():
     assert check.verdict == "FAIL" and check.details["exact"] is True
 
 
+def test_large_drop_without_observable_sd_fails_small_one_warns():
+    # Two seeds, exactly -10 pp each: no SD can be observed, but no seed noise makes 10 pp.
+    ref = seeds_set(FP32, [0.90, 0.91])
+    other = seeds_set(BF16, [0.80, 0.81])
+    (check,) = by_name(compare_results(ref + other), "accuracy-equivalence", "(test_accuracy)")
+    assert check.verdict == "FAIL" and "assumed seed noise" in check.summary
+    # One seed, -10 pp: also beyond the assumed-noise limit (1 + 1.96 * 1.5 * sqrt(2) ~ 5.2 pp).
+    (one,) = by_name(compare_results([make_result(FP32, 0, test_acc=0.90), make_result(BF16, 0, test_acc=0.80)]),
+                     "accuracy-equivalence", "(test_accuracy)")
+    assert one.verdict == "FAIL"
+    # -2 pp on two seeds sits inside what seed noise could explain: undecided, not a false FAIL.
+    (small,) = by_name(compare_results(seeds_set(FP32, [0.90, 0.91]) + seeds_set(BF16, [0.88, 0.89])),
+                       "accuracy-equivalence", "(test_accuracy)")
+    assert small.verdict == "WARN"
+
+
 def test_unpaired_seeds_use_welch():
     ref = seeds_set(FP32, BASE_ACCS)
     other = [make_result(BF16, 10 + i, test_acc=a) for i, a in enumerate(BASE_ACCS)]
