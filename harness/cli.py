@@ -87,6 +87,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--dataset", action="append", metavar="NAME",
                       help=f"dataset (repeatable; default mnist-5k): {', '.join(DATASETS)}")
     what.add_argument("--data-dir", help="dataset directory (default $TFPARITY_DATA_DIR or ./data)")
+    what.add_argument("--mode", choices=("train", "probe"),
+                      help="train (default) or probe: one fixed batch's activations, loss and gradients "
+                           "against a float64 reference (for tfparity compare's numerics check)")
     what.add_argument("--preset", choices=tuple(PRESETS),
                       help="seed: model.fit on numpy arrays exactly like the seed script; "
                            "fast: the measured fastest loop for the same experiment (see README)")
@@ -132,6 +135,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         "dropout_rate": args.dropout_rate, "validation_split": args.validation_split,
         "max_train_samples": args.max_train_samples, "steps_per_execution": args.steps_per_execution,
         "input": args.input, "warmup_steps": args.warmup_steps, "inject_fault": args.inject_fault,
+        "mode": args.mode,
     }
     chosen.update({k: v for k, v in flags.items() if v is not None})
     if args.deterministic is not None:

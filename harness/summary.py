@@ -118,8 +118,29 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line, sep, *body])
 
 
+def render_probes(probes: list[RunResult]) -> list[str]:
+    """One line per numerics-probe run: within tolerance of float64, or the first layer that is not."""
+    lines = []
+    for r in probes:
+        payload = r.extra.get("probe") or {}
+        if not r.ok:
+            verdict = f"{r.status}: {r.error}"
+        elif payload.get("passed"):
+            verdict = (f"within tolerance of float64 (loss rel. error {payload.get('loss_rel_err', float('nan')):.1e}, "
+                       f"logits {payload.get('logits_rel_err', float('nan')):.1e})")
+        else:
+            verdict = f"first divergent layer {payload.get('first_divergent_layer')!r}: {payload.get('divergence')}"
+        lines.append(f"  {r.run_id}: {verdict}")
+    return lines
+
+
 def render_summary(results: list[RunResult]) -> str:
     """The text printed at the end of ``tfparity run``."""
+    probes = [r for r in results if r.run_spec.mode == "probe"]
+    if probes:
+        results = [r for r in results if r.run_spec.mode != "probe"]
+        if not results:
+            return "\n".join(["Numerics probe (one fixed batch vs a float64 reference):", *render_probes(probes)])
     rows = summarize(results)
     table_rows = []
     for r in rows:
@@ -136,6 +157,8 @@ def render_summary(results: list[RunResult]) -> str:
     if claim_rows:
         text += ["", "The seed's claims, as measured (mean ± sd over seeds):",
                  _table(["dataset", "path", "claim", "measured", "holds"], claim_rows)]
+    if probes:
+        text += ["", "Numerics probe (one fixed batch vs a float64 reference):", *render_probes(probes)]
     failed = [r for r in results if not r.ok]
     if failed:
         text += ["", f"{len(failed)} run(s) did not finish:"]

@@ -160,3 +160,11 @@ def test_seed_way_numpy_input_matches_keras_split(tmp_path: Path) -> None:
     assert result.ok, result.error
     assert len(result.timing.step_time_ms) == 100 and result.test_accuracy > 0.80
     assert os.path.exists(tmp_path / "specs" / f"{result.run_id}.json")
+
+
+def test_probe_mode_through_the_cli(tmp_path: Path) -> None:
+    proc = tfparity("run", "--model", "batchnorm", "--mode", "probe", "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "within tolerance of float64" in proc.stdout
+    (result,) = load_results([only_suite_dir(tmp_path)])
+    assert result.run_spec.mode == "probe" and result.extra["probe"]["passed"] is True
