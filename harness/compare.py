@@ -1,6 +1,6 @@
 """``tfparity compare``: do the hardware paths agree, and how fast is each?
 
-Results are grouped by path (``RunSpec.path.name``) per source (a results directory or backend),
+Results are grouped by path (``RunSpec.path.name``, plus the execution settings when those differ) per source (a results directory or backend),
 paired by benchmark, dataset fingerprint, hyperparameters and seed, and put through checks that
 each end in PASS / WARN / FAIL with the numbers behind the verdict:
 
@@ -130,18 +130,29 @@ def _default_source(result: RunResult) -> str:
     return str(backend) if backend else "local"
 
 
+def _execution(spec: RunSpec) -> str:
+    """How the training loop ran (not part of the experiment, but never averaged together)."""
+    return f"{spec.input},spe{spec.steps_per_execution}"
+
+
 def _group_runs(results: Sequence[RunResult], sources: Sequence[str]) -> list[_Run]:
     """Label each result with its group: the path name, prefixed by the source when two sources
-    hold the same path name (local vs docker: ``local:cpu-fp32`` vs ``docker:cpu-fp32``)."""
+    hold the same path name (local vs docker: ``local:cpu-fp32`` vs ``docker:cpu-fp32``), and
+    suffixed by the execution settings when runs of one path differ in them (the seed way vs the
+    fast preset: ``cpu-fp32[numpy,spe1]`` vs ``cpu-fp32[tfdata,spe64]``)."""
     specs = [r.run_spec for r in results]
+    executions: dict[str, set[str]] = {}
+    for spec in specs:
+        executions.setdefault(spec.path.name, set()).add(_execution(spec))
+    names = [spec.path.name + (f"[{_execution(spec)}]" if len(executions[spec.path.name]) > 1 else "")
+             for spec in specs]
     sources_of_path: dict[str, list[str]] = {}
-    for spec, source in zip(specs, sources, strict=True):
-        lst = sources_of_path.setdefault(spec.path.name, [])
+    for name, source in zip(names, sources, strict=True):
+        lst = sources_of_path.setdefault(name, [])
         if source not in lst:
             lst.append(source)
     runs = []
-    for result, spec, source in zip(results, specs, sources, strict=True):
-        name = spec.path.name
+    for result, spec, source, name in zip(results, specs, sources, names, strict=True):
         group = f"{source}:{name}" if len(sources_of_path[name]) > 1 else name
         runs.append(_Run(result, spec, source, group))
     return runs

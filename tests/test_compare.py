@@ -564,3 +564,16 @@ def test_cli_one_directory_with_local_and_docker_results(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert sorted(data["groups"]) == ["docker:cpu-fp32", "local:cpu-fp32"]
     assert data["verdict"] == "PASS"
+
+
+def test_execution_settings_are_separate_groups_never_averaged():
+    # The seed way (numpy, 1 step per call) and the fast preset on the same path: two groups.
+    seed_way = [make_result(FP32, s, test_acc=a, input="numpy") for s, a in enumerate([0.92, 0.93, 0.91])]
+    fast = [make_result(FP32, s, test_acc=a, steps_per_execution=64) for s, a in enumerate([0.92, 0.93, 0.91])]
+    comp = compare_results(seed_way + fast)
+    assert comp.groups == ["cpu-fp32[numpy,spe1]", "cpu-fp32[tfdata,spe64]"]
+    assert comp.reference == "cpu-fp32[numpy,spe1]"
+    (check,) = by_name(comp, "accuracy-equivalence", "(test_accuracy)")
+    assert "cpu-fp32[tfdata,spe64] vs cpu-fp32[numpy,spe1]" in check.subject
+    # Runs of one path with one execution setting keep the plain path name.
+    assert compare_results(seed_way).groups == ["cpu-fp32"]
