@@ -30,6 +30,7 @@ from harness.backends.docker import (
     explain_docker_error,
     parse_memory_limit,
     source_hash,
+    sweep_stale_containers,
 )
 from harness.config import ConfigError, PathSpec, RunSpec
 
@@ -53,20 +54,31 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+# This module's own containers and projects (other work may run containers meanwhile): its runs
+# use the suite "dockertest", the GPU check labels its container, the raw checks use these names.
+OWN_PROJECT_PREFIXES = ("tfparity-gpucheck-", "tfparity-rawgpucheck", "tfparity-sweeptest-")
+
+
 def tfparity_containers() -> set[str]:
-    """Names of every container (any state) started from the project's compose services."""
+    """Names of this module's containers (any state)."""
     names = set()
-    for service in ("bench-cpu", "bench-gpu"):
-        out = docker("ps", "-a", "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.Names}}")
+    for label in ("org.tfparity.suite=dockertest", "org.tfparity.purpose=gpu-check"):
+        out = docker("ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}")
         assert out.returncode == 0, out.stderr
+        names.update(n for n in out.stdout.split() if n)
+    for prefix in OWN_PROJECT_PREFIXES:
+        out = docker("ps", "-a", "--filter", f"name={prefix}", "--format", "{{.Names}}")
         names.update(n for n in out.stdout.split() if n)
     return names
 
 
 def tfparity_projects() -> set[str]:
+    """This module's compose projects (a backend run's project is named like its container)."""
     out = docker("compose", "ls", "-a", "--format", "json")
     assert out.returncode == 0, out.stderr
-    return {p["Name"] for p in json.loads(out.stdout or "[]") if p["Name"].startswith("tfparity")}
+    ours = tfparity_containers()
+    return {p["Name"] for p in json.loads(out.stdout or "[]")
+            if p["Name"].startswith(OWN_PROJECT_PREFIXES) or p["Name"] in ours}
 
 
 @pytest.fixture(scope="session")
@@ -145,6 +157,23 @@ def test_compose_config_is_valid_and_hardened(engine: None, tmp_path: Path) -> N
     assert "deploy" not in services["bench-cpu"]
 
 
+def test_containers_left_by_a_killed_backend_are_swept(cpu_backend, tmp_path: Path) -> None:
+    # What a SIGKILLed backend leaves: an exited run container of a compose project.
+    project = "tfparity-sweeptest-0001"
+    env = {"TFPARITY_RESULTS_DIR": str(tmp_path), "TFPARITY_DATA_DIR": str(tmp_path), "TFPARITY_IMAGE": CPU_IMAGE}
+    made = docker("compose", "-f", str(COMPOSE_FILE), "-p", project, "run", "-d", "--no-deps", "--name",
+                  project, "--entrypoint", "true", "bench-cpu", env=env)
+    assert made.returncode == 0, made.stderr
+    try:
+        assert sweep_stale_containers(min_age_s=3600, prefix="tfparity-sweeptest-") == []  # too recent
+        time.sleep(2)
+        assert sweep_stale_containers(min_age_s=1, prefix="tfparity-sweeptest-") == [project]
+        assert project not in tfparity_containers()
+        assert project not in tfparity_projects()
+    finally:
+        docker("rm", "-f", project)
+
+
 # --- image freshness -----------------------------------------------------------------------------
 
 
@@ -178,7 +207,6 @@ def test_image_build_failure_is_one_line_with_the_failing_step(cpu_backend, tmp_
     tar = subprocess.run(["tar", "-C", str(tmp_path / "rootfs"), "-c", "."], capture_output=True, check=True)
     imported = subprocess.run(["docker", "import", "-", base], input=tar.stdout, capture_output=True)
     assert imported.returncode == 0, imported.stderr
-    before = docker("ps", "-aq").stdout.split()
     images_before = set(docker("images", "-aq", "--no-trunc").stdout.split())
     try:
         with pytest.raises(BackendError) as info:
@@ -188,7 +216,7 @@ def test_image_build_failure_is_one_line_with_the_failing_step(cpu_backend, tmp_
         assert message.startswith(f"image build of {broken} (base {base}) failed: at Step ")
         assert "/bin/sh" in message
         # --force-rm: the failed step's container is gone too.
-        assert docker("ps", "-aq").stdout.split() == before
+        assert docker("ps", "-aq", "--filter", f"ancestor={base}").stdout.split() == []
         assert docker("image", "inspect", broken).returncode != 0
     finally:
         # The layers the failed build committed before the failing step belong to this test.

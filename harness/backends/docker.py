@@ -75,7 +75,12 @@ CONTAINER_RESULTS = "/results"
 CONTAINER_DATA = "/data"
 LABEL_SOURCE_HASH = "org.tfparity.source-hash"
 LABEL_BASE_IMAGE = "org.tfparity.base-image"
+# On run containers, so that `docker ps --filter label=org.tfparity.suite=seed` finds a suite's.
+LABEL_RUN_ID = "org.tfparity.run-id"
+LABEL_SUITE = "org.tfparity.suite"
+LABEL_PURPOSE = "org.tfparity.purpose"
 STOP_GRACE_S = 10
+STALE_AFTER_S = 600.0  # an exited run container older than this has lost its backend process
 BUILD_LOG_LINES = 4
 
 NVIDIA_HINT = (
@@ -396,7 +401,7 @@ def check_gpu_runtime(probe_image: str | None = None) -> None:
         dc = _compose_client(project, env_file)
         try:
             _call("GPU runtime check", dc.compose.run, SERVICES["gpu"], ["-c", "exit 0"], entrypoint="sh",
-                  tty=False, remove=True, dependencies=False)
+                  tty=False, remove=True, dependencies=False, labels={LABEL_PURPOSE: "gpu-check"})
         finally:
             _cleanup_project(dc, project)
 
@@ -434,6 +439,40 @@ def _cleanup_project(dc: Any, project: str) -> None:
         dc.compose.down(remove_orphans=True, volumes=True, quiet=True)
     except Exception as exc:
         log.warning("compose down of project %s failed: %s", project, _first_line(exc))
+
+
+def sweep_stale_containers(min_age_s: float = STALE_AFTER_S, *, prefix: str = "tfparity-") -> list[str]:
+    """Remove run containers that exited long ago: left by a backend process that was SIGKILLed.
+
+    A live backend removes its container within a second of its exit, so an exited container of
+    the bench services older than ``min_age_s`` has no owner any more. Returns the removed names.
+    """
+    import datetime as dt
+
+    dc = client()
+    now = dt.datetime.now(dt.timezone.utc)
+    removed = []
+    for service in SERVICES.values():
+        filters = [("label", f"com.docker.compose.service={service}"), ("status", "exited")]
+        for ctr in _call("container list", dc.container.list, all=True, filters=filters):
+            try:
+                # Read everything now: the object re-inspects lazily, which fails once it is removed.
+                name = ctr.name
+                project = (ctr.config.labels or {}).get("com.docker.compose.project", "")
+                finished = ctr.state.finished_at
+            except Exception:  # removed meanwhile by its own backend
+                continue
+            if not project.startswith(prefix) or finished is None:
+                continue
+            if (now - finished).total_seconds() > min_age_s:
+                log.warning("removing container %s, left behind by a run that exited at %s", name,
+                            finished.isoformat(timespec="seconds"))
+                try:
+                    dc.container.remove(name, force=True, volumes=True)
+                    removed.append(name)
+                except Exception as exc:
+                    log.debug("could not remove %s: %s", name, _first_line(exc))
+    return removed
 
 
 def _first_line(exc: BaseException) -> str:
@@ -494,6 +533,7 @@ class DockerBackend:
                 "run each device separately")
         check_engine()
         check_compose()
+        sweep_stale_containers()
         if self.device == "gpu":
             check_gpu_runtime(self.image)
         self._image_info = ensure_image(self.device, tag=self.image, base_image=self.base_image,
@@ -551,7 +591,8 @@ class DockerBackend:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log.info("run %s: container %s (image %s, project %s)", spec.run_id, container_name, self.image, project)
             _call(f"container start for {spec.run_id}", dc.compose.run, SERVICES[self.device], command,
-                  detach=True, tty=False, name=container_name, dependencies=False)
+                  detach=True, tty=False, name=container_name, dependencies=False,
+                  labels={LABEL_RUN_ID: spec.run_id, LABEL_SUITE: spec.suite})
             returncode, reason = self._follow(dc, container_name, tail, timeout_s)
         except RunInterrupted as exc:
             _stop_container(dc, container_name)
