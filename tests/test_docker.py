@@ -174,6 +174,20 @@ def test_containers_left_by_a_killed_backend_are_swept(cpu_backend, tmp_path: Pa
         docker("rm", "-f", project)
 
 
+def test_cpu_image_runs_the_worker_as_non_root_with_its_provenance(cpu_backend) -> None:
+    config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", CPU_IMAGE).stdout)
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["/opt/tfparity/venv/bin/python", "-m", "harness.worker"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["TFPARITY_BASE_IMAGE"] == LOCAL_BASE_IMAGE
+    assert env["TFPARITY_BACKEND"] == "docker"
+    assert env["TFPARITY_GIT_COMMIT"] not in ("", "unknown")
+    assert config["Labels"]["org.tfparity.base-image"] == LOCAL_BASE_IMAGE
+    # What the container really runs as.
+    who = docker("run", "--rm", "--network", "none", "--entrypoint", "id", CPU_IMAGE, "-u")
+    assert who.returncode == 0 and who.stdout.strip() == "10001", who.stderr
+
+
 # --- image freshness -----------------------------------------------------------------------------
 
 
@@ -328,9 +342,10 @@ def test_timeout_kills_the_container(cpu_backend, tmp_path: Path, no_leftovers: 
     assert time.monotonic() - started < 30
 
 
-def test_sigint_stops_the_container_and_records_interrupted(cpu_backend, data_dir: Path, tmp_path: Path,
-                                                            no_leftovers: None) -> None:
-    spec = quick_spec(seed=3, epochs=5)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_the_container_and_records_interrupted(sig: signal.Signals, cpu_backend, data_dir: Path,
+                                                            tmp_path: Path, no_leftovers: None) -> None:
+    spec = quick_spec(seed=3 + int(sig), epochs=5)
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
@@ -356,17 +371,18 @@ def test_sigint_stops_the_container_and_records_interrupted(cpu_backend, data_di
             assert time.monotonic() < deadline, "the container never started"
             time.sleep(0.5)
         time.sleep(2)  # inside TF import / training
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 128 + signal.SIGINT, err[-2000:]
-    assert "INTERRUPTED 2" in out
+    assert proc.returncode == 128 + sig, err[-2000:]
+    assert f"INTERRUPTED {int(sig)}" in out
     result = json.loads((tmp_path / f"{spec.run_id}.json").read_text())
     assert result["status"] == "interrupted"
-    assert "SIGINT" in result["error"]
+    assert sig.name in result["error"]
+    assert result["environment"]["container_image"] == CPU_IMAGE
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the container runs as the data dir's owner")
