@@ -432,6 +432,24 @@ def test_unreachable_engine_through_the_cli_exits_2(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("tfparity: error:") and "not reachable" in lines[0], lines
 
 
+def test_backend_imports_without_python_on_whales_and_says_what_to_install(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["python_on_whales"] = None  # as if not installed
+        from harness.backends import get_backend
+        from harness.backends.base import BackendError
+        from harness.config import RunSpec
+        backend = get_backend("docker", device="cpu", data_dir={str(tmp_path)!r})
+        try:
+            backend.prepare([RunSpec(dataset="mnist-5k")])
+        except BackendError as exc:
+            print("ERROR", exc)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ERROR the docker backend needs python-on-whales: pip install 'tfparity[docker]'" in proc.stdout
+
+
 # --- pure helpers ---------------------------------------------------------------------------------
 
 
