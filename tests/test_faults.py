@@ -84,6 +84,7 @@ def start_tfparity(*args: str, log_dir: Path, env: dict[str, str] | None = None)
                             stderr=err, text=True, start_new_session=True)
     out.close()
     err.close()
+    proc.log_dir = log_dir  # type: ignore[attr-defined]  # for failure messages
     return proc
 
 
@@ -98,7 +99,9 @@ def wait_for(condition: Callable[[], object], timeout_s: float, what: str, proc:
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the CLI exited ({proc.returncode}) before: {what}")
+            log_dir = getattr(proc, "log_dir", None)
+            tail = stderr_of(log_dir)[-2000:] if log_dir else ""
+            pytest.fail(f"the CLI exited ({proc.returncode}) before: {what}\n{tail}")
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout_s} s waiting for: {what}")
 
