@@ -322,6 +322,21 @@ def test_local_and_docker_runs_are_identical(cpu_backend, data_dir: Path, tmp_pa
     assert result_file.stat().st_uid == (tmp_path / "docker").stat().st_uid == os.getuid()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root lends results directories to the container user")
+def test_results_dir_still_lent_by_a_killed_harness_is_taken_back(cpu_backend, tmp_path: Path,
+                                                                  no_leftovers: None) -> None:
+    # What `kill -9` of the harness during a run leaves: the directory and specs/ owned by uid 10001.
+    out = tmp_path / "suite"
+    (out / "specs").mkdir(parents=True)
+    for path in (out, out / "specs"):
+        os.chown(path, 10001, 10001)
+    spec = quick_spec(seed=5, max_train_samples=640)
+    result = cpu_backend.run(spec, out)
+    assert result.status == "ok", f"{result.error}\n" + "\n".join(result.log_tail)
+    for path in (out, out / "specs", out / f"{spec.run_id}.json", out / "specs" / f"{spec.run_id}.json"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (tmp_path.stat().st_uid, tmp_path.stat().st_gid), path
+
+
 def test_tiny_memory_limit_is_a_failed_out_of_memory_result(engine: None, cpu_backend, data_dir: Path,
                                                             tmp_path: Path, no_leftovers: None) -> None:
     backend = get_backend("docker", device="cpu", data_dir=data_dir, memory_limit="64m")

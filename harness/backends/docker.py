@@ -570,24 +570,26 @@ class DockerBackend:
         started_utc = utc_now()
         tail = LogTail(spec.run_id, progress, prefix=f"[docker {spec.run_id}] ")
         project = _project_name(spec.run_id)
-        user, restore = _arrange_ownership(out_dir, spec_path)
-        tmp = tempfile.TemporaryDirectory(prefix="tfparity-run-")
-        env_file = _write_env_file(Path(tmp.name), {
-            "TFPARITY_IMAGE": self.image,
-            "TFPARITY_IMAGE_ID": (self._image_info or {}).get("id", ""),
-            "TFPARITY_RESULTS_DIR": str(out_dir),
-            "TFPARITY_DATA_DIR": str(self.data_dir),
-            "TFPARITY_USER": user,
-            "TFPARITY_MEMORY_LIMIT": self.memory_limit or "0",
-        })
-        dc = _compose_client(project, env_file)
         container_name = project
         command = [f"{CONTAINER_RESULTS}/specs/{spec_path.name}",
                    result_path(Path(CONTAINER_RESULTS), spec).as_posix(), "--data-dir", CONTAINER_DATA]
+        tmp = tempfile.TemporaryDirectory(prefix="tfparity-run-")
         own_handlers = _install_signal_handlers()
+        restore: Callable[[], None] = _nothing
+        dc: Any = None
         reason: str | None = None
         returncode: int | None = None
         try:
+            user, restore = _arrange_ownership(out_dir, spec_path)
+            env_file = _write_env_file(Path(tmp.name), {
+                "TFPARITY_IMAGE": self.image,
+                "TFPARITY_IMAGE_ID": (self._image_info or {}).get("id", ""),
+                "TFPARITY_RESULTS_DIR": str(out_dir),
+                "TFPARITY_DATA_DIR": str(self.data_dir),
+                "TFPARITY_USER": user,
+                "TFPARITY_MEMORY_LIMIT": self.memory_limit or "0",
+            })
+            dc = _compose_client(project, env_file)
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log.info("run %s: container %s (image %s, project %s)", spec.run_id, container_name, self.image, project)
             _call(f"container start for {spec.run_id}", dc.compose.run, SERVICES[self.device], command,
@@ -595,7 +597,9 @@ class DockerBackend:
                   labels={LABEL_RUN_ID: spec.run_id, LABEL_SUITE: spec.suite})
             returncode, reason = self._follow(dc, container_name, tail, timeout_s)
         except RunInterrupted as exc:
-            _stop_container(dc, container_name)
+            if dc is not None:
+                _stop_container(dc, container_name)
+            restore()
             finish_run(spec, out_dir, started_utc=started_utc, returncode=None, tail=list(tail.lines),
                        reason=f"interrupted by {_signame(exc.signum)} (container stopped)",
                        status="interrupted", environment=self.environment())
@@ -605,7 +609,8 @@ class DockerBackend:
             reason = str(exc)
         finally:
             _restore_signal_handlers(own_handlers)
-            _cleanup_project(dc, project)
+            if dc is not None:
+                _cleanup_project(dc, project)
             restore()
             tmp.cleanup()
         return finish_run(spec, out_dir, started_utc=started_utc, returncode=returncode, tail=list(tail.lines),
@@ -750,28 +755,45 @@ def _arrange_ownership(out_dir: Path, spec_path: Path) -> tuple[str, Callable[[]
     A non-root container user cannot write into a directory owned by another user. If the results
     directory belongs to a non-root user, the container runs as that uid:gid; if it belongs to root
     (we run as root), the directory and the spec are lent to the image's user for the run and given
-    back afterwards, results included.
+    back afterwards, results included. A directory still lent by a harness that was killed (kill -9)
+    is taken back first, so a resumed suite behaves like a fresh one.
     """
+    # mkstemp's 0600 would hide the spec from a container user other than its owner; it holds no secret.
+    os.chmod(spec_path, 0o644)
     st = out_dir.stat()
-    if st.st_uid != 0:
-        return f"{st.st_uid}:{st.st_gid}", lambda: None
+    owner = (st.st_uid, st.st_gid)
+    if os.geteuid() == 0 and st.st_uid == CONTAINER_UID:
+        parent = out_dir.parent.stat()
+        owner = (parent.st_uid, parent.st_gid)
+        log.warning("results directory %s is still lent to uid %d by an interrupted harness; taking it back",
+                    out_dir, CONTAINER_UID)
+        _give_back(out_dir, *owner)
+    if owner[0] != 0:
+        if os.geteuid() == 0:
+            os.chown(spec_path, *owner)
+        return f"{owner[0]}:{owner[1]}", _nothing
     if os.geteuid() != 0:
         raise BackendError(
             f"results directory {str(out_dir)!r} is owned by root: the container (a non-root user) could not "
             "write there; use a results directory you own")
-    lent = [out_dir, spec_path.parent, spec_path]
-    for path in lent:
+    for path in (out_dir, spec_path.parent, spec_path):
         os.chown(path, CONTAINER_UID, CONTAINER_UID)
+    return f"{CONTAINER_UID}:{CONTAINER_UID}", lambda: _give_back(out_dir, *owner)
 
-    def restore() -> None:
-        for path in [*lent, *out_dir.glob("*.json"), *out_dir.glob("*.corrupt")]:
-            try:
-                if path.stat().st_uid == CONTAINER_UID:
-                    os.chown(path, st.st_uid, st.st_gid)
-            except OSError:
-                pass
 
-    return f"{CONTAINER_UID}:{CONTAINER_UID}", restore
+def _nothing() -> None:
+    """Nothing to undo."""
+
+
+def _give_back(out_dir: Path, uid: int, gid: int) -> None:
+    """Return everything the container user owns in a results directory to ``uid:gid``; never raises."""
+    paths = [out_dir, out_dir / "specs", *out_dir.glob("*"), *out_dir.glob("specs/*")]
+    for path in paths:
+        try:
+            if path.stat().st_uid == CONTAINER_UID:
+                os.chown(path, uid, gid)
+        except OSError:
+            pass
 
 
 # --- command line for the make targets ----------------------------------------------------------
