@@ -4,7 +4,7 @@
 #   make base-image   Debian bookworm + python3 rootfs via debootstrap, docker import (needs root)
 #   make wheelhouse   host-side `pip download` of every wheel the CPU image needs (docker/.wheelhouse/)
 #   make image-cpu    the CPU worker image FROM the local base, TF from the wheelhouse
-#   make image-gpu    the CUDA worker image FROM tensorflow/tensorflow:2.21.0-gpu
+#   make image-gpu    the CUDA worker image FROM tensorflow/tensorflow:2.21.0-gpu (pulled once, if missing)
 #   make bench-cpu    the seed suite in CPU containers   (DATASET=mnist by default)
 #   make bench-gpu    the seed suite in GPU containers; fails in one line without the NVIDIA runtime
 #   make docker-clean remove the project's leftover containers/compose projects (never images)
@@ -26,8 +26,11 @@ wheelhouse: install
 image-cpu: install base-image wheelhouse
 	$(DOCKER_PY) -m harness.backends.docker build --device cpu
 
+# The only target that talks to an image registry: it pulls TF's CUDA base once.
+GPU_BASE_IMAGE ?= tensorflow/tensorflow:2.21.0-gpu
 image-gpu: install
-	$(DOCKER_PY) -m harness.backends.docker build --device gpu
+	docker image inspect $(GPU_BASE_IMAGE) >/dev/null 2>&1 || docker pull $(GPU_BASE_IMAGE)
+	$(DOCKER_PY) -m harness.backends.docker build --device gpu --base-image $(GPU_BASE_IMAGE)
 
 docker-check: install
 	$(DOCKER_PY) -m harness.backends.docker check
@@ -39,6 +42,7 @@ bench-cpu: install
 # The GPU runtime is checked first: without it this fails in one line and starts nothing.
 bench-gpu: install
 	@$(DOCKER_PY) -m harness.backends.docker check-gpu
+	docker image inspect $(GPU_BASE_IMAGE) >/dev/null 2>&1 || docker pull $(GPU_BASE_IMAGE)
 	$(TFPARITY) run --backend docker --device gpu --suite seed --dataset $(DOCKER_DATASET) \
 	  $(if $(SEEDS),--seeds $(SEEDS)) --results-dir $(RESULTS_DIR) $(DOCKER_RUN_ARGS)
 

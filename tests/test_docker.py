@@ -238,6 +238,15 @@ def test_image_build_failure_is_one_line_with_the_failing_step(cpu_backend, tmp_
         docker("image", "rm", "-f", base, broken, *sorted(created))
 
 
+def test_missing_registry_base_is_one_line_and_never_pulled(engine: None, tmp_path: Path) -> None:
+    base = "tfparity-test-absent-base:0"
+    with pytest.raises(BackendError) as info:
+        build_image("gpu", tag="tfparity-test-absent:0", base_image=base)
+    message = str(info.value)
+    assert "\n" not in message and f"docker pull {base}" in message
+    assert docker("image", "inspect", "tfparity-test-absent:0").returncode != 0
+
+
 # --- GPU without the NVIDIA runtime -------------------------------------------------------------
 
 

@@ -301,7 +301,13 @@ def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str 
     """
     tag = tag or DEFAULT_IMAGES[device]
     base_image = base_image or DEFAULT_BASE_IMAGES[device]
-    if base_image == LOCAL_BASE_IMAGE and not image_exists(base_image):
+    if not image_exists(base_image):
+        if base_image != LOCAL_BASE_IMAGE:
+            # A build never pulls implicitly: registry access is a deliberate step (make image-gpu does it).
+            raise BackendError(
+                f"base image {base_image!r} is not in the local engine: pull it first (docker pull {base_image}; "
+                "needs access to its registry, e.g. make image-gpu) or use the registry-free CPU base "
+                f"{LOCAL_BASE_IMAGE!r} (make base-image)")
         _run_script(BUILD_BASE_SCRIPT)
     # The wheelhouse feeds the CPU image (TF comes from it): the script refreshes it when the
     # requirements or the venv's pinned versions changed, and returns at once otherwise. A -gpu base
