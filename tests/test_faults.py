@@ -660,3 +660,63 @@ def test_a_worker_refusing_its_spec_is_a_failure_that_quotes_it(tmp_path: Path) 
     result = LocalBackend(python=python).run(RunSpec(epochs=1), tmp_path)
     assert result.status == "failed"
     assert result.error == "worker exited with code 2: spec x.json: epochs must be an integer >= 1"
+
+
+# --- interruption before any run starts -------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_engine(tmp_path: Path) -> Iterator[str]:
+    """A Docker socket that accepts connections and never answers: the harness hangs in its engine check."""
+    import socket
+    import threading
+
+    path = tmp_path / "silent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"unix://{path}"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_the_suite_starts_is_one_line_and_writes_nothing(tmp_path: Path, silent_engine: str,
+                                                                         tf_trap: dict[str, str], sig: int) -> None:
+    if not shutil.which("docker"):
+        pytest.skip("needs the docker CLI (no engine): the harness must hang in its engine check")
+    results = tmp_path / "results"
+    proc = start_tfparity("run", "--backend", "docker", "--model", "baseline", *QUICK, "--results-dir", str(results),
+                          log_dir=tmp_path, env={"DOCKER_HOST": silent_engine, **tf_trap})
+    def children() -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    docker_cli = wait_for(children, 60, "the engine check (a docker CLI child waiting on the socket)", proc)
+    time.sleep(0.5)
+    os.killpg(proc.pid, sig)  # the docker CLI child (same group) gets it too, as from a terminal
+    assert proc.wait(timeout=30) == 128 + sig
+    err = stderr_of(tmp_path)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"tfparity: interrupted by {signal.Signals(sig).name}"], err
+    assert_no_suite_dir(results)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in docker_cli) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in docker_cli), "the docker CLI child was left running"
