@@ -7,7 +7,7 @@
 #   make image-gpu    the CUDA worker image FROM tensorflow/tensorflow:2.21.0-gpu (pulled once, if missing)
 #   make bench-cpu    the seed suite in CPU containers   (DATASET=mnist by default)
 #   make bench-gpu    the seed suite in GPU containers; fails in one line without the NVIDIA runtime
-#   make docker-clean remove the project's leftover containers/compose projects (never images)
+#   make docker-clean remove exited run containers and untagged images replaced by rebuilds
 #
 # FORCE=1 rebuilds the base image / refreshes the wheelhouse. DOCKER_RUN_ARGS adds `tfparity run`
 # options (e.g. --memory-limit 4g --timeout 900).
@@ -46,7 +46,12 @@ bench-gpu: install
 	$(TFPARITY) run --backend docker --device gpu --suite seed --dataset $(DOCKER_DATASET) \
 	  $(if $(SEEDS),--seeds $(SEEDS)) --results-dir $(RESULTS_DIR) $(DOCKER_RUN_ARGS)
 
+# Exited run containers, then the untagged images that rebuilds replaced (only tfparity's: they
+# carry its source-hash label). Never a tagged image, never a running container.
 docker-clean:
-	@ids=$$(docker ps -aq --filter label=com.docker.compose.service=bench-cpu; \
-	        docker ps -aq --filter label=com.docker.compose.service=bench-gpu); \
-	if [ -n "$$ids" ]; then docker rm -f $$ids; else echo "docker-clean: no tfparity containers"; fi
+	@for service in bench-cpu bench-gpu; do \
+	  ids=$$(docker ps -aq --filter label=com.docker.compose.service=$$service --filter status=exited \
+	         --filter status=created); \
+	  if [ -n "$$ids" ]; then docker rm -f $$ids; fi; \
+	done
+	docker image prune -f --filter label=org.tfparity.source-hash

@@ -152,6 +152,12 @@ def test_compose_config_is_valid_and_hardened(engine: None, tmp_path: Path) -> N
         assert svc["image"] == "tfparity:test"
         assert svc.get("pull_policy") == "never", name
         assert svc["environment"]["TFPARITY_CONTAINER_IMAGE"] == "tfparity:test"
+    # With an id, the id is what runs (immutable); the tag is still what the result names.
+    by_id = docker("compose", "-f", str(COMPOSE_FILE), "config", "--format", "json",
+                   env={**env, "TFPARITY_IMAGE_ID": "sha256:" + "ab" * 32})
+    for svc in json.loads(by_id.stdout)["services"].values():
+        assert svc["image"] == "sha256:" + "ab" * 32
+        assert svc["environment"]["TFPARITY_CONTAINER_IMAGE"] == "tfparity:test"
     devices = services["bench-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert "deploy" not in services["bench-cpu"]
@@ -318,7 +324,11 @@ def test_local_and_docker_runs_are_identical(cpu_backend, data_dir: Path, tmp_pa
     assert boxed.params == local.params
 
     # Provenance: the container's own environment, naming the image and its base.
-    image_id = docker("image", "inspect", "-f", "{{.Id}}", CPU_IMAGE).stdout.strip()
+    # The id the backend ran (by id, so a concurrent rebuild of the tag cannot change it).
+    image_id = cpu_backend.environment()["image_id"]
+    assert image_id.startswith("sha256:")
+    labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", image_id).stdout)
+    assert labels["org.tfparity.base-image"] == LOCAL_BASE_IMAGE
     env = boxed.environment
     assert env["backend"] == "docker" and local.environment["backend"] == "local"
     assert env["container_image"] == CPU_IMAGE

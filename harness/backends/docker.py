@@ -316,7 +316,6 @@ def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str 
         _run_script(WHEELHOUSE_SCRIPT)
     use_wheelhouse = any(WHEELHOUSE_DIR.glob("*.whl"))
     _others, tf_requirement = _requirements()
-    previous = image_info(tag)["id"] if image_exists(tag) else None
     started = time.monotonic()
     log.info("building image %s from %s (classic builder, about a minute the first time)", tag, base_image)
     with tempfile.TemporaryDirectory(prefix="tfparity-build-") as ctx:
@@ -335,12 +334,8 @@ def build_image(device: str = "cpu", *, tag: str | None = None, base_image: str 
                       network="none" if device == "cpu" else None, no_cache=no_cache)
     info = image_info(tag)
     log.info("built %s (%s) in %.0f s", tag, info["id"][:19], time.monotonic() - started)
-    if previous and previous != info["id"]:
-        # The replaced image would linger untagged after every code change; its layers stay cached.
-        try:
-            client().image.remove(previous)
-        except Exception as exc:  # still used by a container, say: harmless
-            log.debug("kept the previous image %s: %s", previous[:19], _first_line(exc))
+    # The image it replaces stays (untagged): a suite started before may still run it by id. Its
+    # own layers are a few MB; `make docker-clean` prunes them.
     return info
 
 
