@@ -20,14 +20,16 @@ from pathlib import Path
 
 import pytest
 from conftest import IN_CI, ROOT, tfparity
-from test_faults import (
+from test_faults import (  # noqa: F401 - tiny_tmpfs is a fixture
     ALLOWED_MARKER,
     QUICK,
     SECRETS,
     assert_one_line_error,
     assert_suite_dir_consistent,
+    fill,
     start_tfparity,
     stderr_of,
+    tiny_tmpfs,
     wait_for,
 )
 
@@ -312,6 +314,28 @@ def test_oom_crash_and_nan_in_containers_are_failures_and_the_suite_goes_on(engi
     for result in final.values():
         assert result.status == "failed" and "out of memory" in result.error, result.error
     assert_nothing_left(tmp_path, [s.run_id for s in specs] + list(final))
+
+
+@pytest.mark.slow
+def test_disk_full_during_a_container_run_stops_the_suite_in_one_line(engine: None, data_dir: Path,
+                                                                       tiny_tmpfs: Path, tmp_path: Path) -> None:  # noqa: F811
+    results = tiny_tmpfs / "results"
+    seed = 7106
+    first, second = docker_run_ids("baseline", "batchnorm", seed=seed)
+    proc = start_tfparity("run", "--backend", "docker", "--suite", "bn", *QUICK, "--seed", str(seed), "--data-dir",
+                          str(data_dir), "--results-dir", str(results), log_dir=tmp_path)
+    wait_for(lambda: running_container_of(first), 600, "the first container", proc)
+    fill(tiny_tmpfs)  # the worker in the container finds the results mount full when it writes
+    proc.wait(timeout=600)
+    err = stderr_of(tmp_path)
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert proc.returncode == 2 and len(errors) == 1 and errors[0].startswith("tfparity: error:"), err[-3000:]
+    assert "No space left on device" in errors[0] and "--resume" in errors[0] and "Traceback" not in err
+    suite_dir = next(results.glob("bn-*"))
+    # No result for the unfinished run (a resume runs it again), the second never started.
+    assert assert_suite_dir_consistent(suite_dir) == {}
+    assert not (suite_dir / "specs" / f"{second}.json").exists()
+    assert_nothing_left(tiny_tmpfs, [first, second])
 
 
 # --- engine, compose, image problems: one line, exit 2, nothing written -----------------------------
