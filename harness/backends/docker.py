@@ -12,11 +12,12 @@ Every docker call goes through :func:`_call` (python-on-whales, imported lazily 
 imports without it); its exceptions, which carry the command and stderr, become one-line
 :class:`BackendError` messages that say what to do.
 
-Images (``tfparity:cpu``/``tfparity:gpu``) are built with the classic builder
-(``docker.legacy_build``; python-on-whales' ``docker.build`` needs buildx) from a small staged
-context (harness/, pyproject.toml, requirements.txt, the wheelhouse), never the whole checkout. An
-image carries a hash of the harness sources as a label: a stale image (the code changed since the
-build) is rebuilt, so a container never runs other code than the host's checkout.
+Images (``tfparity:cpu``/``tfparity:gpu``) are built with the classic builder (python-on-whales'
+``docker.build`` needs buildx; :func:`_legacy_build` is its ``legacy_build`` plus ``--force-rm``) from
+a small staged context (harness/, pyproject.toml, requirements.txt, the wheelhouse), never the
+whole checkout. An image carries a hash of the harness sources as a label: a stale image (the code
+changed since the build) is rebuilt, so a container never runs other code than the host's
+checkout; runs then use the image by id.
 
 Run as a script for the make targets: ``python -m harness.backends.docker build --device cpu``.
 """
@@ -122,7 +123,7 @@ def explain_docker_error(what: str, command: list[str] | None, returncode: int |
             or "error during connect" in low):
         return f"{what}: Docker engine not reachable at {_engine_address()}; {ENGINE_HINT}"
     if ("'compose' is not a docker command" in low or "unknown command: docker compose" in low
-            or "unknown shorthand flag" in low and "compose" in " ".join(command or [])):
+            or ("unknown shorthand flag" in low and "compose" in " ".join(command or []))):
         return f"{what}: {COMPOSE_HINT}"
     if "permission denied" in low and "docker" in low and ".sock" in low:
         return (f"{what}: permission denied on the Docker socket {_engine_address()}; add your user to the "
