@@ -720,3 +720,39 @@ def test_a_signal_before_the_suite_starts_is_one_line_and_writes_nothing(tmp_pat
     while any(Path(f"/proc/{pid}").exists() for pid in docker_cli) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in docker_cli), "the docker CLI child was left running"
+
+
+def test_resume_reruns_only_unfinished_runs_and_keeps_every_old_attempt(tmp_path: Path) -> None:
+    """ok/failed results are final; interrupted and corrupt ones are archived (never deleted) and re-run."""
+    base = RunSpec(epochs=1, max_train_samples=640)
+    specs = [base.replace(seed=s) for s in range(5)]
+    out = tmp_path / "suite"
+    out.mkdir()
+
+    def result_for(spec: RunSpec, status: str) -> RunResult:
+        return RunResult(run_id=spec.run_id, status=status, spec=spec.to_dict(), started_utc="2026-01-01T00:00:00Z",
+                         finished_utc="2026-01-01T00:00:01Z", error=None if status == "ok" else status)
+
+    write_result(result_for(specs[0], "ok"), out / f"{specs[0].run_id}.json")
+    write_result(result_for(specs[1], "failed"), out / f"{specs[1].run_id}.json")
+    write_result(result_for(specs[2], "interrupted"), out / f"{specs[2].run_id}.json")
+    (out / f"{specs[3].run_id}.json").write_text('{"schema_version": 1, "run_id": ')  # corrupt
+    kept = {p.name: p.read_bytes() for p in out.glob("*.json")}
+    # Stand-in worker: logs its call, then writes the ok result the real worker would (argv[4]).
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for spec in specs:
+        write_result(result_for(spec, "ok"), templates / f"{spec.run_id}.json")
+    calls = tmp_path / "calls.txt"
+    python = fake_worker(tmp_path, f'echo "$4" >> {calls}\ncp "{templates}/$(basename "$4")" "$4"\n')
+    results = run_specs(specs, LocalBackend(python=python), out)
+    assert [r.status for r in results] == ["ok", "failed", "ok", "ok", "ok"]
+    assert sorted(Path(line).name for line in calls.read_text().split()) == sorted(
+        f"{s.run_id}.json" for s in specs[2:])  # only the unfinished three ran
+    for name in (f"{specs[0].run_id}.json", f"{specs[1].run_id}.json"):
+        assert (out / name).read_bytes() == kept[name]  # final results untouched
+    archived = sorted((out / "attempts").iterdir())
+    assert sorted(p.read_bytes() for p in archived) == sorted(
+        [kept[f"{specs[2].run_id}.json"], kept[f"{specs[3].run_id}.json"]])
+    for spec in specs:
+        load_result(out / f"{spec.run_id}.json")
