@@ -72,7 +72,6 @@ import logging
 import math
 import os
 import struct
-import sys
 import tempfile
 import time
 import zipfile
@@ -329,7 +328,9 @@ def _data_dir_state(ddir: Path, explicit: bool) -> str:
     try:
         if not ddir.exists():
             if explicit:
-                log.warning("data dir '%s' does not exist; looking for other sources", ddir)
+                # Info, not warning: if no other source has the data, the error says it again; if
+                # one has, this is no problem. Either way stderr keeps its one-line contract.
+                log.info("data dir '%s' does not exist; looking for other sources", ddir)
             return "missing"
         if not ddir.is_dir():
             raise DataError(f"data dir '{ddir}' is not a directory")
@@ -503,9 +504,15 @@ def _keras_download(name: str) -> dict[str, np.ndarray]:
     import keras  # deliberately lazy
 
     module = {"mnist": keras.datasets.mnist, "fashion-mnist": keras.datasets.fashion_mnist}[name]
-    # Keras prints download progress on stdout; the worker's stdout carries the progress protocol.
-    with contextlib.redirect_stdout(sys.stderr):
-        (x_train, y_train), (x_test, y_test) = module.load_data()
+    # Keras prints download progress on stdout, where the worker's progress protocol runs and a
+    # failure must stay one line: capture it and log it instead.
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            (x_train, y_train), (x_test, y_test) = module.load_data()
+    finally:
+        if captured.getvalue().strip():
+            log.info("keras.datasets.%s: %s", module.__name__.rsplit(".", 1)[-1], captured.getvalue().strip()[-300:])
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 

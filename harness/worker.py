@@ -52,7 +52,13 @@ class PathMismatchError(RuntimeError):
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training diverged: the loss became NaN or infinite."""
+    """Training diverged: the loss became NaN, infinite, or impossibly large."""
+
+
+# Keras clips probabilities to [1e-7, 1 - 1e-7] in cross-entropy, so a sane per-sample loss is at
+# most -log(1e-7) ~ 16.1. A mean loss far above that means the numerics broke down (seen with
+# learning_rate=1e6 in fp32: loss ~4e21 at accuracy 0.10) even when nothing became NaN.
+DIVERGED_LOSS = 1e3
 
 
 def set_tf_environment() -> None:
@@ -238,12 +244,15 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
             val_accuracy=float(hist["val_accuracy"][i]) if "val_accuracy" in hist else None,
             epoch_time_s=float(record.epoch_time_s[i]) if i < len(record.epoch_time_s) else float("nan"),
         ))
-    losses = [e.train_loss for e in epochs] + [float(test_loss)]
-    if not all(math.isfinite(v) for v in losses):
-        bad = next((e.epoch for e in epochs if not math.isfinite(e.train_loss)), None)
-        where = f"at epoch {bad}" if bad else "in the test evaluation"
-        raise NonFiniteLossError(f"loss became non-finite {where}: training diverged "
-                                 f"(learning_rate={spec.learning_rate})")
+    def broken(loss: float) -> bool:
+        return not math.isfinite(loss) or loss > DIVERGED_LOSS
+
+    if any(broken(e.train_loss) for e in epochs) or broken(float(test_loss)):
+        bad = next((e for e in epochs if broken(e.train_loss)), None)
+        where = f"at epoch {bad.epoch} (train loss {bad.train_loss:.3g})" if bad else (
+            f"in the test evaluation (test loss {float(test_loss):.3g})")
+        raise NonFiniteLossError(f"loss became non-finite or exceeded {DIVERGED_LOSS:g} {where}: training "
+                                 f"diverged (learning_rate={spec.learning_rate})")
 
     evidence = collect_evidence(tf, model, spec)
     check_evidence(evidence, spec)

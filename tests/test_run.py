@@ -90,6 +90,13 @@ def test_nan_loss_is_a_failure_with_a_reason(tmp_path: Path) -> None:
     assert result.status == "failed" and "non-finite" in result.error
 
 
+def test_absurd_learning_rate_diverges_into_a_failure(tmp_path: Path) -> None:
+    # fp32 with lr=1e6 does not produce NaN here, but a loss of ~1e20: still a divergence.
+    result = LocalBackend().run(RunSpec(epochs=1, max_train_samples=640, benchmark="baseline",
+                                        learning_rate=1e6), tmp_path)
+    assert result.status == "failed" and "diverged" in result.error and "exceeded 1000" in result.error
+
+
 def test_paths_record_what_actually_ran(tmp_path: Path) -> None:
     base = RunSpec(epochs=1, max_train_samples=640, benchmark="baseline")
     xla = LocalBackend().run(base.replace(path=PathSpec(xla=True)), tmp_path)

@@ -124,6 +124,8 @@ def describe_exit(returncode: int | None) -> str:
         return f"worker killed by {name}"
     if returncode == 137:
         return "worker killed (exit 137), likely out of memory"
+    if returncode == 3:
+        return "worker could not write its result (exit 3: disk full or results directory not writable?)"
     return f"worker exited with code {returncode} without writing a result"
 
 
