@@ -3,10 +3,10 @@
 At batch 32 this model costs ~0.65 MFLOP per training sample, so a step is dominated by the
 Python/TF dispatch around it, not by arithmetic (TF-FACTS.md). Keras's ``steps_per_execution``
 removes the Python part but still runs one ``tf.data`` ``get_next_as_optional`` plus a
-``tf.cond`` and an XLA launch per step. This loop keeps the data in memory and runs
-``steps_per_execution`` steps inside *one* ``tf.function`` (one XLA cluster when the model was
-compiled with ``jit_compile=True``): a ``tf.while_loop`` that gathers each batch by index and
-calls the model's own :meth:`keras.Model.train_step`.
+``tf.cond`` and an XLA launch per step. This loop keeps the data in memory; per chunk of
+``steps_per_execution`` batches it gathers the chunk's rows with one ``tf.gather`` and runs the
+steps inside *one* ``tf.function`` (one XLA cluster when the model was compiled with
+``jit_compile=True``): a ``tf.while_loop`` calling the model's own :meth:`keras.Model.train_step`.
 
 What stays the same as ``model.fit`` (the experiment does not change):
 
@@ -150,12 +150,12 @@ def fit(
             cb.on_train_batch_begin(full)
             step_logs = train_batch_fn(perm[full * batch_size:])
             cb.on_train_batch_end(full, step_logs)
-        epoch_logs = {k: float(v) for k, v in _metric_results(model).items()}
+        epoch_logs = {name: float(v) for name, v in _metric_results(model).items()}
         if evaluate is not None:
             cb.on_test_begin()
             val_logs = evaluate()
             cb.on_test_end(val_logs)
-            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            epoch_logs.update({f"val_{name}": v for name, v in val_logs.items()})
         cb.on_epoch_end(epoch, epoch_logs)
         logs = epoch_logs
         iter(permutations)  # the draw Keras's epoch iterator spends at the end of an epoch (see module doc)
