@@ -8,6 +8,7 @@ record it as ``interrupted`` and exit 130/143; finished results are untouched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import os
@@ -23,6 +24,7 @@ from harness.config import (
     DATASETS,
     DEVICES,
     INPUTS,
+    LOOPS,
     MIXED_POLICIES,
     PRECISIONS,
     ConfigError,
@@ -31,7 +33,7 @@ from harness.config import (
     parse_on_off,
 )
 from harness.errors import UserError
-from harness.presets import PRESETS
+from harness.presets import PRESET_LOOP, PRESET_XLA, PRESETS, apply_preset
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +100,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     path.add_argument("--device", default="cpu", help=f"{' | '.join(DEVICES)} (default cpu)")
     path.add_argument("--precision", default="fp32", help=f"{' | '.join(PRECISIONS)} (default fp32)")
     path.add_argument("--mixed-policy", help=f"override the mixed policy: {' | '.join(MIXED_POLICIES)}")
-    path.add_argument("--xla", default="off", help="on | off (Keras jit_compile; default off)")
+    path.add_argument("--xla", help="on | off (Keras jit_compile; default off, on with --preset fast)")
     path.add_argument("--deterministic", help="on | off (default: on, except off for XLA runs)")
     path.add_argument("--steps-per-execution", type=_positive_int)
     path.add_argument("--input", help=f"{' | '.join(INPUTS)} (default tfdata)")
+    path.add_argument("--loop", help=f"{' | '.join(LOOPS)}: keras Model.fit (default) or the compiled multi-step "
+                                     "loop of harness/fastloop.py (same train_step and data order)")
     path.add_argument("--warmup-steps", type=_non_negative_int,
                       help="steps excluded from steady-state throughput (default: the first epoch)")
     ex = p.add_argument_group("where and how")
@@ -115,22 +119,28 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
-    """The base RunSpec from flags (model/dataset/seed vary per suite run)."""
-    path = PathSpec(
-        device=args.device, precision=args.precision, xla=parse_on_off("--xla", args.xla),
-        mixed_policy=args.mixed_policy)
-    chosen: dict[str, Any] = dict(PRESETS.get(args.preset or "", {}))
+    """The base RunSpec from flags (model/dataset/seed vary per suite run).
+
+    Order: defaults, then the preset (execution settings, XLA, loop), then every explicit flag.
+    """
+    xla = parse_on_off("--xla", args.xla) if args.xla is not None else None
+    spec = RunSpec(path=PathSpec(device=args.device, precision=args.precision, xla=bool(xla),
+                                 mixed_policy=args.mixed_policy))
+    if args.preset:
+        spec = apply_preset(args.preset, spec)
     flags = {
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "dropout_rate": args.dropout_rate, "validation_split": args.validation_split,
         "max_train_samples": args.max_train_samples, "steps_per_execution": args.steps_per_execution,
-        "input": args.input, "warmup_steps": args.warmup_steps, "inject_fault": args.inject_fault,
-        "mode": args.mode,
+        "input": args.input, "loop": args.loop, "warmup_steps": args.warmup_steps,
+        "inject_fault": args.inject_fault, "mode": args.mode,
     }
-    chosen.update({k: v for k, v in flags.items() if v is not None})
+    explicit: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if xla is not None:
+        explicit["path"] = dataclasses.replace(spec.path, xla=xla)
     if args.deterministic is not None:
-        chosen["deterministic"] = parse_on_off("--deterministic", args.deterministic)
-    return RunSpec(path=path, **chosen)
+        explicit["deterministic"] = parse_on_off("--deterministic", args.deterministic)
+    return spec.replace(**explicit)
 
 
 def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
@@ -279,7 +289,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("paths: --device {cpu,gpu} x --precision {fp32,mixed} x --xla {off,on}")
     print("presets:")
     for name, values in PRESETS.items():
-        print(f"  {name:<18} " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        settings = {**values, "xla": "on" if PRESET_XLA.get(name) else "as given", "loop": PRESET_LOOP.get(name, "fit")}
+        print(f"  {name:<18} " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     return 0
 
 
@@ -291,7 +302,7 @@ def render_result(result: Any) -> str:
         f"status     {result.status}" + (f": {result.error}" if result.error else ""),
         f"benchmark  {spec.benchmark} on {spec.dataset}, path {spec.path.name}, seed {spec.seed}, "
         f"{spec.epochs} epochs, batch {spec.batch_size}, input {spec.input}, "
-        f"steps/execution {spec.steps_per_execution}",
+        f"steps/execution {spec.steps_per_execution}, loop {spec.loop}",
         f"when       {result.started_utc} -> {result.finished_utc}",
     ]
     if result.dataset:
@@ -339,9 +350,14 @@ def render_result(result: Any) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.results import load_result
+    from harness.results import MANIFEST_NAMES, ResultError, load_result, result_files
 
-    for i, path in enumerate(args.result):
+    paths = []
+    for target in args.result:
+        if Path(target).name in MANIFEST_NAMES and Path(target).is_file():
+            raise ResultError(f"{target!r} is a manifest, not a run result; pass a result file or the suite directory")
+        paths.extend(result_files(target))
+    for i, path in enumerate(paths):
         if i:
             print()
         print(render_result(load_result(path)))
@@ -394,7 +410,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="human summary of result files")
-    p.add_argument("result", nargs="+", help="result JSON file(s)")
+    p.add_argument("result", nargs="+", help="result JSON file(s) or suite directories")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("data", help="prepare datasets in the data directory (for containers / offline use)")

@@ -132,7 +132,7 @@ def _default_source(result: RunResult) -> str:
 
 def _execution(spec: RunSpec) -> str:
     """How the training loop ran (not part of the experiment, but never averaged together)."""
-    return f"{spec.input},spe{spec.steps_per_execution}"
+    return f"{spec.input},spe{spec.steps_per_execution}" + ("" if spec.loop == "fit" else f",{spec.loop}")
 
 
 def _group_runs(results: Sequence[RunResult], sources: Sequence[str]) -> list[_Run]:

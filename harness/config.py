@@ -23,6 +23,7 @@ DEVICES = ("cpu", "gpu")
 PRECISIONS = ("fp32", "mixed")
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 INPUTS = ("tfdata", "numpy")
+LOOPS = ("fit", "compiled")  # keras Model.fit, or harness.fastloop's compiled multi-step loop
 MODES = ("train", "probe")
 BACKENDS = ("local", "docker")
 
@@ -144,6 +145,8 @@ class RunSpec:
     dropout_rate: float = 0.2  # only used by batchnorm_dropout
     steps_per_execution: int = 1
     input: str = "tfdata"
+    # How the training steps are driven; never changes the experiment (same train_step, data order).
+    loop: str = "fit"
     # None = automatic: deterministic ops on, except for XLA runs (Keras silently drops
     # jit_compile under op determinism, see TF-FACTS.md). Explicit True with XLA is refused.
     deterministic: bool | None = None
@@ -170,6 +173,7 @@ class RunSpec:
         _float_in("dropout_rate", self.dropout_rate, 0.0, 1.0, high_open=True)
         _int_at_least("steps_per_execution", self.steps_per_execution, 1)
         _one_of("input", self.input, INPUTS)
+        _one_of("loop", self.loop, LOOPS)
         if self.deterministic is not None:
             _bool("deterministic", self.deterministic)
             if self.deterministic and self.path.xla:

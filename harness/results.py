@@ -90,6 +90,7 @@ class Evidence:
     jit_compile: bool
     deterministic_ops: bool
     steps_per_execution: int
+    training_loop: str = "fit"  # "fit" (keras Model.fit) or "compiled" (harness.fastloop)
 
 
 @dataclass(frozen=True)

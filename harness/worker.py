@@ -120,6 +120,7 @@ def collect_evidence(tf: Any, model: Any, spec: RunSpec) -> Evidence:
         jit_compile=bool(model.jit_compile),
         deterministic_ops=op_determinism_enabled(),
         steps_per_execution=int(getattr(model, "steps_per_execution", spec.steps_per_execution) or 1),
+        training_loop=spec.loop,
     )
 
 
@@ -222,13 +223,24 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
             return {"dataset": dataset.info, "params": int(model.count_params()), "evidence": evidence,
                     "extra": {"probe": payload}, "environment": environment.collect(tf)}
 
-        fit_args, n_train, n_val = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
         record = StepRecord()
         callbacks = [make_step_timer(record), make_progress_callback(spec, started)]
         if spec.inject_fault:
             callbacks.append(make_fault_callback(spec))
-        fit_start = time.perf_counter()
-        history = model.fit(epochs=spec.epochs, verbose=0, callbacks=callbacks, **fit_args)
+        if spec.loop == "compiled":
+            from harness import fastloop
+
+            parts = pipeline.split_train_val(dataset.x_train, dataset.y_train, spec)
+            n_train, n_val = len(parts.x_train), len(parts.x_val)
+            fit_start = time.perf_counter()
+            history = fastloop.fit(
+                model, parts.x_train, parts.y_train, batch_size=spec.batch_size, epochs=spec.epochs,
+                seed=spec.seed, steps_per_execution=spec.steps_per_execution, order=spec.input,
+                validation_data=(parts.x_val, parts.y_val) if n_val else None, callbacks=callbacks)
+        else:
+            fit_args, n_train, n_val = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
+            fit_start = time.perf_counter()
+            history = model.fit(epochs=spec.epochs, verbose=0, callbacks=callbacks, **fit_args)
         train_time_s = time.perf_counter() - fit_start
         test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=spec.batch_size,
                                                   verbose=0)

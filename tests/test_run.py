@@ -175,3 +175,28 @@ def test_probe_mode_through_the_cli(tmp_path: Path) -> None:
     assert "within tolerance of float64" in proc.stdout
     (result,) = load_results([only_suite_dir(tmp_path)])
     assert result.run_spec.mode == "probe" and result.extra["probe"]["passed"] is True
+
+
+def test_compiled_loop_is_the_same_experiment_as_fit(tmp_path: Path) -> None:
+    # Without XLA and with op determinism, the compiled loop (fast preset's loop) must reproduce
+    # model.fit on numpy arrays (the seed way) exactly: same train_step, same data order.
+    seed_way = RunSpec(benchmark="batchnorm", epochs=2, max_train_samples=960, input="numpy")
+    compiled = seed_way.replace(loop="compiled", steps_per_execution=8)
+    a = LocalBackend().run(seed_way, tmp_path)
+    b = LocalBackend().run(compiled, tmp_path)
+    assert a.ok and b.ok, (a.error, b.error)
+    assert b.evidence.training_loop == "compiled" and a.evidence.training_loop == "fit"
+    assert [(e.train_loss, e.val_accuracy) for e in a.epochs] == [(e.train_loss, e.val_accuracy) for e in b.epochs]
+    assert (a.test_loss, a.test_accuracy) == (b.test_loss, b.test_accuracy)
+    assert b.timing.steps_per_sample == 8
+
+
+def test_fast_preset_runs_compiled_with_xla(tmp_path: Path) -> None:
+    proc = tfparity("run", "--model", "baseline", "--preset", "fast", "--epochs", "1", "--max-train-samples", "640",
+                    "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (result,) = load_results([only_suite_dir(tmp_path)])
+    spec = result.run_spec
+    assert (spec.loop, spec.input, spec.steps_per_execution, spec.path.xla) == ("compiled", "numpy", 64, True)
+    assert result.evidence.jit_compile is True and result.evidence.training_loop == "compiled"
+    assert result.test_accuracy > 0.4  # 16 steps on 512 samples: learning, far above chance (0.1)
