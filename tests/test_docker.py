@@ -419,6 +419,138 @@ def test_signal_stops_the_container_and_records_interrupted(sig: signal.Signals,
     assert result["environment"]["container_image"] == CPU_IMAGE
 
 
+# --- results the worker could not write, writes cut short -----------------------------------------
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_write_its_result_stops_the_suite(cpu_backend, tmp_path: Path,
+                                                               no_leftovers: None) -> None:
+    """Exit 3 in the container: one line, no result (a resume runs it again), the suite stops."""
+    from harness.runner import run_specs
+
+    out = tmp_path / "suite"
+    (out / "specs").mkdir(parents=True)
+    # The container user may read the directory but not create files in it (the host still can): the
+    # worker trains, then cannot write its result. A failed result recorded by the host would be
+    # skipped by every resume; the run must stay to do.
+    out.chmod(0o555)
+    specs = [quick_spec(seed=31, max_train_samples=640), quick_spec(seed=32, max_train_samples=640)]
+    try:
+        with pytest.raises(BackendError) as info:
+            run_specs(specs, cpu_backend, out)
+    finally:
+        out.chmod(0o755)
+    message = str(info.value)
+    host_path = out / f"{specs[0].run_id}.json"
+    assert "\n" not in message and "Permission denied" in message, message
+    assert f"cannot write result {str(host_path)!r}" in message  # the host's path, not /results/...
+    assert message.endswith(f"then resume with: tfparity run --resume {out}"), message
+    assert [p.name for p in out.glob("*.json")] == []
+    assert [p.name for p in (out / "specs").iterdir()] == [f"{specs[0].run_id}.json"]  # the suite stopped
+    if os.geteuid() == 0:  # the directory lent to the container user was given back
+        assert out.stat().st_uid == 0 and (out / "specs").stat().st_uid == 0
+
+
+# Stands in for the worker: the real atomic writer, stopped between its temp file and the final link
+# (as when SIGTERM/SIGKILL lands there); argv is the worker's (SPEC RESULT --data-dir /data).
+STUCK_WRITER = textwrap.dedent("""
+    import os, sys, time
+    from harness import results
+    def stuck(tmp, final):
+        print(f"temp file {os.path.basename(tmp)} written, hanging before the link", flush=True)
+        time.sleep(3600)
+    os.link = stuck
+    results.write_json_atomic(sys.argv[2], {"partial": True})
+""")
+
+
+@pytest.fixture(scope="module")
+def stuck_writer_image(cpu_backend, tmp_path_factory: pytest.TempPathFactory):
+    """The current CPU image with the stuck writer as entry point (labels inherited: the backend takes it)."""
+    ctx = tmp_path_factory.mktemp("stuck-writer")
+    (ctx / "stuck_writer.py").write_text(STUCK_WRITER)
+    (ctx / "Dockerfile").write_text(
+        f"FROM {cpu_backend.environment()['image_id']}\n"
+        "COPY stuck_writer.py /opt/tfparity/stuck_writer.py\n"
+        'ENTRYPOINT ["/opt/tfparity/venv/bin/python", "/opt/tfparity/stuck_writer.py"]\n')
+    tag = f"tfparity-test-stuck-writer:{os.getpid()}"
+    made = docker("build", "-q", "-t", tag, str(ctx), env={"DOCKER_BUILDKIT": "0"})
+    assert made.returncode == 0, made.stderr
+    try:
+        yield tag, made.stdout.strip()
+    finally:
+        docker("image", "rm", "-f", tag)
+
+
+def stuck_backend(stuck_writer_image: tuple[str, str], data_dir: Path):
+    tag, image_id = stuck_writer_image
+    backend = get_backend("docker", device="cpu", data_dir=data_dir, image=tag)
+    backend.prepare([quick_spec()])
+    if backend.environment()["image_id"] != image_id:  # harness sources changed meanwhile: it was rebuilt
+        pytest.fail(f"{tag} was rebuilt from the harness sources; rerun the test")
+    return backend
+
+
+def partial_writes(out: Path) -> list[str]:
+    return sorted(p.name for p in out.glob(".*.tmp"))
+
+
+def test_timeout_removes_a_result_write_cut_short(stuck_writer_image: tuple[str, str], data_dir: Path,
+                                                  tmp_path: Path, no_leftovers: None) -> None:
+    backend = stuck_backend(stuck_writer_image, data_dir)
+    spec = quick_spec(seed=33)
+    out = tmp_path / "suite"
+    result = backend.run(spec, out, timeout_s=8)
+    said = [line for line in result.log_tail if "hanging before the link" in line]
+    assert said and f"temp file .{spec.run_id}.json." in said[0], result.log_tail  # it was there
+    assert result.status == "failed" and result.error.startswith("timed out after 8 s"), result.error
+    assert partial_writes(out) == [], "the temp file of the cut-short write was left behind"
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{spec.run_id}.json", "specs"])
+    assert json.loads((out / f"{spec.run_id}.json").read_text())["status"] == "failed"
+
+
+def test_signal_removes_a_result_write_cut_short(stuck_writer_image: tuple[str, str], data_dir: Path,
+                                                 tmp_path: Path, no_leftovers: None) -> None:
+    stuck_backend(stuck_writer_image, data_dir)  # built and current: the child only reuses it
+    tag = stuck_writer_image[0]
+    spec = quick_spec(seed=34)
+    out = tmp_path / "suite"
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from harness.backends import get_backend
+        from harness.backends.base import RunInterrupted
+        from harness.config import RunSpec
+        spec = RunSpec.from_dict({spec.to_dict()!r})
+        backend = get_backend("docker", device="cpu", data_dir={str(data_dir)!r}, image={tag!r})
+        backend.prepare([spec])
+        try:
+            backend.run(spec, Path({str(out)!r}))
+        except RunInterrupted as exc:
+            print("INTERRUPTED", exc.signum, flush=True)
+            sys.exit(exc.exit_code)
+        print("FINISHED", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and partial_writes(out)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the stand-in never wrote its temp file"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGINT and "INTERRUPTED" in stdout, stderr[-2000:]
+    assert partial_writes(out) == [], "the temp file of the cut-short write was left behind"
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{spec.run_id}.json", "specs"])
+    assert json.loads((out / f"{spec.run_id}.json").read_text())["status"] == "interrupted"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the container runs as the data dir's owner")
 def test_unreadable_data_dir_is_refused_up_front(cpu_backend, tmp_path: Path) -> None:
     private = tmp_path / "private-data"
@@ -498,6 +630,18 @@ def test_backend_imports_without_python_on_whales_and_says_what_to_install(tmp_p
 def test_docker_errors_become_one_actionable_line(stderr: str, expected: str) -> None:
     message = explain_docker_error("image build", ["docker", "build", "."], 1, stderr)
     assert expected in message and "\n" not in message
+
+
+def test_engine_timeout_defaults_to_20_s_and_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.backends.docker import engine_timeout_s
+
+    monkeypatch.delenv("TFPARITY_DOCKER_TIMEOUT_S", raising=False)
+    assert engine_timeout_s() == 20.0
+    monkeypatch.setenv("TFPARITY_DOCKER_TIMEOUT_S", "2.5")
+    assert engine_timeout_s() == 2.5
+    monkeypatch.setenv("TFPARITY_DOCKER_TIMEOUT_S", "later")
+    with pytest.raises(ConfigError, match="TFPARITY_DOCKER_TIMEOUT_S .*'later'"):
+        engine_timeout_s()
 
 
 @pytest.mark.parametrize("value, expected", [("64m", str(64 * 1024**2)), ("2g", str(2 * 1024**3)),

@@ -20,13 +20,15 @@ from pathlib import Path
 
 import pytest
 from conftest import IN_CI, ROOT, tfparity
-from test_faults import (  # noqa: F401 - tiny_tmpfs is a fixture
+from test_faults import (  # noqa: F401 - tiny_tmpfs and silent_engine are fixtures
     ALLOWED_MARKER,
     QUICK,
     SECRETS,
+    assert_no_suite_dir,
     assert_one_line_error,
     assert_suite_dir_consistent,
     fill,
+    silent_engine,
     start_tfparity,
     stderr_of,
     tiny_tmpfs,
@@ -348,6 +350,53 @@ def test_engine_down_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
                     env={"DOCKER_HOST": f"unix://{tmp_path}/engine-is-down.sock"})
     assert_one_line_error(proc, "not reachable", "engine-is-down.sock")
     assert not results.exists() or list(results.iterdir()) == []
+
+
+def processes_using(needle: str) -> list[int]:
+    """Pids whose environment mentions ``needle`` (e.g. a docker CLI child still on a socket)."""
+    pids = []
+    for env_file in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle.encode() in env_file.read_bytes():
+                pids.append(int(env_file.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return pids
+
+
+def test_a_silent_engine_is_one_line_within_the_timeout_and_writes_nothing(tmp_path: Path,
+                                                                           silent_engine: str) -> None:  # noqa: F811
+    # The socket accepts and never answers (a wedged dockerd): without a bound the run waits forever.
+    if not shutil.which("docker"):
+        unavailable("the docker CLI is not on PATH")
+    results = tmp_path / "results"
+    started = time.monotonic()
+    proc = start_tfparity("run", "--backend", "docker", "--model", "baseline", *QUICK, "--results-dir", str(results),
+                          log_dir=tmp_path, env={"DOCKER_HOST": silent_engine, "TFPARITY_DOCKER_TIMEOUT_S": "3"})
+    try:
+        returncode = proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the docker CLI child too (same group)
+        proc.wait()
+        pytest.fail("tfparity run still waited on the silent engine after 90 s")
+    elapsed_s = time.monotonic() - started
+    err = stderr_of(tmp_path)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert returncode == 2 and len(lines) == 1 and lines[0].startswith("tfparity: error:"), err[-2000:]
+    assert f"Docker engine at {silent_engine} did not answer within 3 s; is dockerd healthy?" in lines[0], lines[0]
+    assert "TFPARITY_DOCKER_TIMEOUT_S" in lines[0]  # how to allow a slow engine more time
+    assert 3 <= elapsed_s < 60, elapsed_s
+    assert_no_suite_dir(results)
+    assert processes_using(silent_engine) == [], "a docker CLI was left waiting on the socket"
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan", "inf"])
+def test_a_bad_engine_timeout_is_quoted_in_one_line(tmp_path: Path, value: str) -> None:
+    results = tmp_path / "results"
+    proc = tfparity("run", "--backend", "docker", "--model", "baseline", *QUICK, "--results-dir", str(results),
+                    env={"TFPARITY_DOCKER_TIMEOUT_S": value})
+    assert_one_line_error(proc, "TFPARITY_DOCKER_TIMEOUT_S", repr(value))
+    assert_no_suite_dir(results)
 
 
 def test_compose_missing_is_one_line_and_writes_nothing(engine: None, tmp_path: Path) -> None:

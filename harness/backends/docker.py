@@ -6,7 +6,10 @@ mounted read-write at ``/results``; the prepared data directory is mounted read-
 the container's entry point is the worker, which writes ``/results/<run_id>.json``. The container's
 output is streamed into the log with a ``[docker <run_id>]`` prefix; a timeout, an out-of-memory
 kill or Ctrl-C becomes a ``failed``/``interrupted`` result, and the container and compose project
-are removed on every exit path.
+are removed on every exit path (with the temp file of a result write the stop cut short). A worker
+that could not write its result (exit 3: disk full, an unwritable results directory) stops the
+suite in one line instead, as with the local backend: a recorded failure would be skipped by
+``--resume``. The engine check is bounded (``TFPARITY_DOCKER_TIMEOUT_S``, default 20 s).
 
 Every docker call goes through :func:`_call` (python-on-whales, imported lazily so that the package
 imports without it); its exceptions, which carry the command and stderr, become one-line
@@ -26,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -81,6 +86,14 @@ LABEL_RUN_ID = "org.tfparity.run-id"
 LABEL_SUITE = "org.tfparity.suite"
 LABEL_PURPOSE = "org.tfparity.purpose"
 STOP_GRACE_S = 10
+# The engine check's bound: a socket that accepts and never answers (a wedged dockerd) must not hang
+# a suite forever. `docker info` answers in ~0.1 s; a busy engine (a build next door) in a few.
+ENGINE_TIMEOUT_ENV = "TFPARITY_DOCKER_TIMEOUT_S"
+DEFAULT_ENGINE_TIMEOUT_S = 20.0
+# The worker's exit code when it could not write its result (harness.worker.EXIT_CANNOT_WRITE, as
+# in harness/backends/local.py) and the prefix of its one-line error.
+EXIT_CANNOT_WRITE = 3
+WORKER_ERROR_PREFIX = "tfparity-worker: "
 STALE_AFTER_S = 600.0  # an exited run container older than this has lost its backend process
 BUILD_LOG_LINES = 4
 
@@ -183,10 +196,47 @@ def client(**config: Any) -> Any:
 # --- checks -------------------------------------------------------------------------------------
 
 
-def check_engine() -> dict[str, Any]:
-    """Fail in one line unless the engine answers; returns a few facts about it."""
-    info = _call("Docker engine check", client().info)
-    return {"server_version": info.server_version, "runtimes": sorted((info.runtimes or {}).keys())}
+def engine_timeout_s() -> float:
+    """Seconds the engine check waits for an answer: ``$TFPARITY_DOCKER_TIMEOUT_S`` or 20."""
+    raw = os.environ.get(ENGINE_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_ENGINE_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{ENGINE_TIMEOUT_ENV} must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def check_engine(timeout_s: float | None = None) -> dict[str, Any]:
+    """Fail in one line unless the engine answers within ``timeout_s``; returns a few facts about it.
+
+    python-on-whales' ``info`` has no timeout, so this runs the same ``docker system info`` itself:
+    on expiry ``subprocess.run`` kills the CLI (and does on Ctrl-C too), nothing is left waiting.
+    """
+    what = "Docker engine check"
+    timeout_s = engine_timeout_s() if timeout_s is None else timeout_s
+    docker_cmd = [str(part) for part in _call(what, lambda: client().client_config.docker_cmd)]
+    command = [*docker_cmd, "system", "info", "--format", "{{json .}}"]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise BackendError(
+            f"Docker engine at {_engine_address()} did not answer within {timeout_s:g} s; is dockerd healthy? "
+            f"(a slow engine can be given longer with {ENGINE_TIMEOUT_ENV}=SECONDS)") from None
+    except FileNotFoundError:
+        raise BackendError(f"{what}: the docker CLI is not on PATH; install docker.io (or docker-ce-cli)") from None
+    except OSError as exc:
+        raise BackendError(f"{what}: cannot run {docker_cmd[0]!r}: {exc.strerror or exc}") from None
+    if out.returncode != 0:
+        raise BackendError(explain_docker_error(what, command, out.returncode, out.stderr))
+    try:
+        info = json.loads(out.stdout)
+    except ValueError:
+        raise BackendError(f"{what}: unexpected output of {' '.join(command)!r}: {out.stdout.strip()[:200]!r}") from None
+    return {"server_version": info.get("ServerVersion"), "runtimes": sorted((info.get("Runtimes") or {}).keys())}
 
 
 def check_compose() -> str:
@@ -569,12 +619,13 @@ class DockerBackend:
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
         spec_path = write_spec(out_dir, spec)
+        out_path = result_path(out_dir, spec)
         started_utc = utc_now()
         tail = LogTail(spec.run_id, progress, prefix=f"[docker {spec.run_id}] ")
         project = _project_name(spec.run_id)
         container_name = project
-        command = [f"{CONTAINER_RESULTS}/specs/{spec_path.name}",
-                   result_path(Path(CONTAINER_RESULTS), spec).as_posix(), "--data-dir", CONTAINER_DATA]
+        container_result = result_path(Path(CONTAINER_RESULTS), spec).as_posix()
+        command = [f"{CONTAINER_RESULTS}/specs/{spec_path.name}", container_result, "--data-dir", CONTAINER_DATA]
         tmp = tempfile.TemporaryDirectory(prefix="tfparity-run-")
         own_handlers = _install_signal_handlers()
         restore: Callable[[], None] = _nothing
@@ -601,6 +652,7 @@ class DockerBackend:
         except RunInterrupted as exc:
             if dc is not None:
                 _stop_container(dc, container_name)
+            _remove_partial_writes(out_path)
             restore()
             finish_run(spec, out_dir, started_utc=started_utc, returncode=None, tail=list(tail.lines),
                        reason=f"interrupted by {_signame(exc.signum)} (container stopped)",
@@ -613,8 +665,18 @@ class DockerBackend:
             _restore_signal_handlers(own_handlers)
             if dc is not None:
                 _cleanup_project(dc, project)
+                # The container is gone (rm -f): a result write it had begun can no longer finish.
+                _remove_partial_writes(out_path)
             restore()
             tmp.cleanup()
+        if returncode == EXIT_CANNOT_WRITE and not out_path.exists():
+            # Disk full, a directory the container cannot write to: not a failure of this run but of the
+            # results directory. Recording it as "failed" would make a resume skip it; stop the suite.
+            says = _worker_says(tail.lines)
+            if says:  # the worker names its path in the container; the user knows the host's
+                says = says.replace(repr(container_result), repr(str(out_path)))
+            raise BackendError(f"{says or 'the worker could not write its result'}; free space or fix "
+                               f"the results directory, then resume with: tfparity run --resume {out_dir}")
         return finish_run(spec, out_dir, started_utc=started_utc, returncode=returncode, tail=list(tail.lines),
                           reason=reason, environment=self.environment())
 
@@ -648,6 +710,32 @@ class DockerBackend:
         if code == 137:
             return code, "container killed (exit 137), likely out of memory"
         return code, None
+
+
+def _worker_says(lines: Any) -> str | None:
+    """The worker's own one-line error (``tfparity-worker: ...``, last one wins), without its prefix."""
+    return next((line[len(WORKER_ERROR_PREFIX):].removeprefix("error: ") for line in reversed(list(lines))
+                 if line.startswith(WORKER_ERROR_PREFIX)), None)
+
+
+def _remove_partial_writes(out_path: Path) -> None:
+    """Delete the temp files of a result write the stopped/removed container did not finish; never raises.
+
+    Called only once the container is stopped or gone: the worker's atomic write leaves
+    ``.<run_id>.json.<random>.tmp`` behind when SIGTERM/SIGKILL lands between the temp file and the
+    final link (as harness/backends/local.py does for its worker).
+    """
+    try:
+        partial = list(out_path.parent.glob(f".{out_path.name}.*.tmp"))
+    except OSError as exc:
+        log.warning("cannot look for cut-short writes in %s: %s", out_path.parent, exc)
+        return
+    for tmp in partial:
+        log.info("removing %s, a result write cut short", tmp.name)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError as exc:  # cleanup must not hide the run's own outcome; a resume sweeps it
+            log.warning("cannot remove %s: %s", tmp, exc)
 
 
 def _stream_logs(dc: Any, name: str, tail: LogTail) -> None:
