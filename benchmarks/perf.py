@@ -6,7 +6,7 @@ One invocation runs, round after round, each configuration in its own fresh proc
                 worker, ``--preset seed``);
 (b) ``harness`` the harness's default run: tf.data input, one step per call (the real worker);
 (c) ``fast``    the ``fast`` preset: the compiled multi-step loop of :mod:`harness.fastloop` with
-                XLA, the seed's data order (the real worker; see ``FAST_WORKER`` below);
+                XLA, the seed's data order (the real worker, ``--preset fast``);
 (d) ``bare``    ``model.fit`` with exactly (b)'s settings (same environment, seed, determinism,
                 model, tf.data pipeline), but without the harness's step timer, progress
                 callback and RSS sampler.
@@ -34,7 +34,6 @@ table), per-run result JSONs under ``OUT/perf-<stamp>/``; the summary is printed
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -53,7 +52,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout: make the harne
 
 from harness.config import ConfigError, RunSpec  # noqa: E402
 from harness.errors import UserError  # noqa: E402
-from harness.presets import apply_preset, preset_loop  # noqa: E402
+from harness.presets import apply_preset  # noqa: E402
 from harness.results import write_json_atomic  # noqa: E402
 from harness.timeutil import utc_now, utc_stamp  # noqa: E402
 
@@ -89,44 +88,14 @@ def make_specs(args: argparse.Namespace, seed: int) -> dict[str, RunSpec]:
     }
 
 
-def worker_supports_loop() -> bool:
-    """Whether this RunSpec carries the training loop (then the plain worker runs the fast preset)."""
-    return "loop" in {f.name for f in dataclasses.fields(RunSpec)}
-
-
 # --- running one configuration in a fresh process ----------------------------------------------
-
-
-def _backend(config: str, data_dir: str | None) -> Any:
-    from harness.backends.local import LocalBackend
-
-    if config == "fast" and preset_loop("fast") == "compiled" and not worker_supports_loop():
-        return _fast_shim_backend(data_dir)
-    return LocalBackend(data_dir=data_dir)
-
-
-def _fast_shim_backend(data_dir: str | None) -> Any:
-    """LocalBackend whose worker command runs the real worker with the compiled loop swapped in.
-
-    Used until RunSpec/worker carry the loop (benchmarks/README.md, "Integration"): the worker's
-    data loading, evidence checks, step timer, RSS sampler and result writing are unchanged; only
-    ``model.fit`` is replaced by :func:`harness.fastloop.fit` (:func:`child_worker`).
-    """
-    from harness.backends.local import LocalBackend
-
-    class FastShimBackend(LocalBackend):
-        def command(self, spec_path: Path, out_path: Path) -> list[str]:
-            cmd = [self.python, str(Path(__file__).resolve()), "_worker", str(spec_path), str(out_path)]
-            if self.data_dir is not None:
-                cmd += ["--data-dir", str(self.data_dir)]
-            return cmd
-
-    return FastShimBackend(data_dir=data_dir)
 
 
 def run_worker(config: str, spec: RunSpec, out_dir: Path, data_dir: str | None, timeout_s: float) -> dict[str, Any]:
     """Run (a)/(b)/(c) through the worker; returns the measured figures of the run."""
-    backend = _backend(config, data_dir)
+    from harness.backends.local import LocalBackend
+
+    backend = LocalBackend(data_dir=data_dir)
     started = time.perf_counter()
     result = backend.run(spec, out_dir, timeout_s=timeout_s)
     wall_s = time.perf_counter() - started
@@ -152,7 +121,7 @@ def run_worker(config: str, spec: RunSpec, out_dir: Path, data_dir: str | None, 
         "deterministic_ops": result.evidence.deterministic_ops,
         "steps_per_execution": result.evidence.steps_per_execution,
         "input": spec.input,
-        "loop": preset_loop("fast") if config == "fast" else "fit",
+        "loop": result.evidence.training_loop,
     }
 
 
@@ -241,41 +210,6 @@ def _run_child(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess[
 
 
 # --- child entry points ------------------------------------------------------------------------
-
-
-def child_worker(argv: list[str]) -> int:
-    """``_worker SPEC RESULT``: harness.worker.main with ``model.fit`` replaced by the compiled loop."""
-    from harness import models, worker
-
-    original = models.build_model
-
-    def build_model(spec: RunSpec, **kwargs: Any) -> Any:
-        model = original(spec, **kwargs)
-        if spec.mode == "train":
-            object.__setattr__(model, "fit", _compiled_fit(model, spec))
-        return model
-
-    models.build_model = build_model  # worker.train imports it from the module at call time
-    return worker.main(argv)
-
-
-def _compiled_fit(model: Any, spec: RunSpec) -> Any:
-    """A ``fit(**pipeline.fit_kwargs(...))`` replacement calling :func:`harness.fastloop.fit`."""
-    from harness import fastloop
-    from harness.pipeline import split_at
-
-    def fit(x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1, verbose: int = 0,
-            callbacks: list[Any] | None = None, validation_split: float = 0.0, shuffle: bool = True,
-            validation_data: Any = None, **unused: Any) -> Any:
-        if spec.input != "numpy" or y is None or not shuffle:
-            raise ConfigError(f"the compiled-loop shim needs input 'numpy' (shuffled arrays), got {spec.input!r}")
-        at = split_at(len(x), validation_split) if validation_split else len(x)
-        val = (x[at:], y[at:]) if at < len(x) else None
-        return fastloop.fit(model, x[:at], y[:at], batch_size=batch_size or spec.batch_size, epochs=epochs,
-                            seed=spec.seed, steps_per_execution=spec.steps_per_execution, order=spec.input,
-                            validation_data=val, callbacks=callbacks)
-
-    return fit
 
 
 def child_bare(spec_path: str, out_path: str, data_dir: str | None) -> int:
@@ -845,7 +779,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("_worker", "_bare", "_probe", "_paired"):
+    if argv and argv[0] in ("_bare", "_probe", "_paired"):
         return _child_main(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -858,8 +792,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _child_main(argv: list[str]) -> int:
     kind, rest = argv[0], argv[1:]
-    if kind == "_worker":
-        return child_worker(rest)
     p = argparse.ArgumentParser(prog=f"perf.py {kind}")
     p.add_argument("paths", nargs="+")
     p.add_argument("--data-dir")
@@ -887,9 +819,6 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
     run_dir.mkdir()
     ds = data.load(args.dataset, Path(args.data_dir) if args.data_dir else None)  # missing data: one line, exit 2
     print(f"perf: {args.rounds} round(s) of a,b,c,d on {args.dataset} (model {args.model}) -> {run_dir}", flush=True)
-    if not worker_supports_loop():
-        print("perf: note: RunSpec has no 'loop' field yet; (c) runs the real worker with model.fit swapped for "
-              "harness.fastloop.fit (see benchmarks/README.md)", flush=True)
 
     runs: list[dict[str, Any]] = []
     loads: list[float] = []
@@ -936,8 +865,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
         "command": " ".join([Path(sys.executable).name, "benchmarks/perf.py", *argv]),
         "settings": {"dataset": args.dataset, "model": args.model, "epochs": args.epochs,
                      "overhead_epochs": args.overhead_epochs, "seeds": args.seeds, "rounds": args.rounds,
-                     "max_train_samples": args.max_train_samples,
-                     "fast_loop_via": "worker" if worker_supports_loop() else "perf.py _worker shim"},
+                     "max_train_samples": args.max_train_samples},
         "machine": machine,
         "load_average": {"min": min(loads), "max": max(loads), "median": statistics.median(loads)},
         "dataset_fingerprint": ds.info.sha256,
