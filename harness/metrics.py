@@ -97,6 +97,11 @@ def make_step_timer(record: StepRecord) -> Any:
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             now = time.perf_counter()
+            # Keras reports the epoch's last, shorter execution (batches not divisible by
+            # steps_per_execution) as a full one; count only steps that exist.
+            total = (self.params or {}).get("steps")
+            if total:
+                batch = min(batch, total - 1)
             steps = max(1, batch - self._last_step)
             record.step_time_ms.append((now - self._last) * 1000.0 / steps)
             record.steps_covered.append(steps)

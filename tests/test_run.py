@@ -200,3 +200,12 @@ def test_fast_preset_runs_compiled_with_xla(tmp_path: Path) -> None:
     assert (spec.loop, spec.input, spec.steps_per_execution, spec.path.xla) == ("compiled", "numpy", 64, True)
     assert result.evidence.jit_compile is True and result.evidence.training_loop == "compiled"
     assert result.test_accuracy > 0.4  # 16 steps on 512 samples: learning, far above chance (0.1)
+
+
+def test_step_timer_counts_only_real_steps_with_steps_per_execution(tmp_path: Path) -> None:
+    # 640 samples -> 512 train -> 16 steps per epoch; 5 steps per execution -> 5 + 5 + 5 + 1.
+    result = LocalBackend().run(RunSpec(epochs=2, max_train_samples=640, benchmark="baseline",
+                                        steps_per_execution=5), tmp_path)
+    assert result.ok, result.error
+    assert len(result.timing.step_time_ms) == 8
+    assert result.timing.warmup_steps == 16  # exactly the first epoch, no phantom steps
