@@ -5,12 +5,48 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def docker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The docker CLI, captured (for assertions about containers, projects and images)."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail under CI=true (where .ci/setup-docker.sh must have provided it)."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason} (.ci/setup-docker.sh should have provided it)")
+    pytest.skip(reason)
+
+
+def docker_backend_script(spec_dict: dict, data_dir: Path, out_dir: Path, image: str | None = None) -> str:
+    """A child-process script that runs one spec through the docker backend and reports how it ended
+    (INTERRUPTED <signum> with the interrupt's exit code, or FINISHED), for signal tests."""
+    image_arg = f", image={image!r}" if image else ""
+    return textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from harness.backends import get_backend
+        from harness.backends.base import RunInterrupted
+        from harness.config import RunSpec
+        spec = RunSpec.from_dict({spec_dict!r})
+        backend = get_backend("docker", device="cpu", data_dir={str(data_dir)!r}{image_arg})
+        backend.prepare([spec])
+        try:
+            backend.run(spec, Path({str(out_dir)!r}))
+        except RunInterrupted as exc:
+            print("INTERRUPTED", exc.signum, flush=True)
+            sys.exit(exc.exit_code)
+        print("FINISHED", flush=True)
+    """)
 
 
 def tfparity(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import docker, docker_backend_script, unavailable
 
 from harness.backends import get_backend
 from harness.backends.base import BackendError
@@ -38,20 +39,9 @@ pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CPU_IMAGE = DEFAULT_IMAGES["cpu"]
 
 
-def docker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally, fail under CI=true (where .ci/setup-docker.sh must have provided it)."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason} (.ci/setup-docker.sh should have provided it)")
-    pytest.skip(reason)
 
 
 # This module's own containers and projects (other work may run containers meanwhile): its runs
@@ -380,22 +370,7 @@ def test_timeout_kills_the_container(cpu_backend, tmp_path: Path, no_leftovers: 
 def test_signal_stops_the_container_and_records_interrupted(sig: signal.Signals, cpu_backend, data_dir: Path,
                                                             tmp_path: Path, no_leftovers: None) -> None:
     spec = quick_spec(seed=3 + int(sig), epochs=5)
-    script = textwrap.dedent(f"""
-        import sys
-        from pathlib import Path
-        from harness.backends import get_backend
-        from harness.backends.base import RunInterrupted
-        from harness.config import RunSpec
-        spec = RunSpec.from_dict({spec.to_dict()!r})
-        backend = get_backend("docker", device="cpu", data_dir={str(data_dir)!r})
-        backend.prepare([spec])
-        try:
-            backend.run(spec, Path({str(tmp_path)!r}))
-        except RunInterrupted as exc:
-            print("INTERRUPTED", exc.signum, flush=True)
-            sys.exit(exc.exit_code)
-        print("FINISHED", flush=True)
-    """)
+    script = docker_backend_script(spec.to_dict(), data_dir, tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -515,22 +490,7 @@ def test_signal_removes_a_result_write_cut_short(stuck_writer_image: tuple[str, 
     tag = stuck_writer_image[0]
     spec = quick_spec(seed=34)
     out = tmp_path / "suite"
-    script = textwrap.dedent(f"""
-        import sys
-        from pathlib import Path
-        from harness.backends import get_backend
-        from harness.backends.base import RunInterrupted
-        from harness.config import RunSpec
-        spec = RunSpec.from_dict({spec.to_dict()!r})
-        backend = get_backend("docker", device="cpu", data_dir={str(data_dir)!r}, image={tag!r})
-        backend.prepare([spec])
-        try:
-            backend.run(spec, Path({str(out)!r}))
-        except RunInterrupted as exc:
-            print("INTERRUPTED", exc.signum, flush=True)
-            sys.exit(exc.exit_code)
-        print("FINISHED", flush=True)
-    """)
+    script = docker_backend_script(spec.to_dict(), data_dir, out, image=tag)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

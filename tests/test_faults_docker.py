@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, ROOT, tfparity
+from conftest import ROOT, docker, tfparity, unavailable
 from test_faults import (  # noqa: F401 - tiny_tmpfs and silent_engine are fixtures
     ALLOWED_MARKER,
     QUICK,
@@ -43,16 +43,6 @@ COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 CPU_IMAGE = "tfparity:cpu"
 
 
-def docker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally, fail under CI=true (.ci/setup-docker.sh must have provided the engine and image)."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason} (.ci/setup-docker.sh should have provided it)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
