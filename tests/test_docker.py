@@ -287,6 +287,30 @@ def test_make_bench_gpu_fails_in_one_line_and_runs_nothing(no_nvidia: None, no_l
 
 
 @pytest.mark.slow
+def test_compare_says_local_and_docker_agree_including_the_numerics_probe(cpu_backend, data_dir: Path,
+                                                                        tmp_path: Path, no_leftovers: None) -> None:
+    """Issue 4's first "paths agree" check, end to end: train + probe through both backends, then compare."""
+    from harness.compare import compare_results
+    from harness.results import load_results
+
+    specs = [quick_spec(seed=41, epochs=2, max_train_samples=960), quick_spec(seed=41, mode="probe")]
+    local = get_backend("local", data_dir=data_dir)
+    for spec in specs:
+        assert local.run(spec, tmp_path / "local").ok
+        boxed = cpu_backend.run(spec, tmp_path / "docker")
+        assert boxed.ok, f"{boxed.error}\n" + "\n".join(boxed.log_tail)
+    results = load_results([tmp_path / "local"]) + load_results([tmp_path / "docker"])
+    comparison = compare_results(results)
+    assert comparison.groups == ["local:cpu-fp32", "docker:cpu-fp32"]
+    verdicts = {(c.name, c.verdict) for c in comparison.checks}
+    assert comparison.verdict != "FAIL", [c.summary for c in comparison.checks if c.verdict == "FAIL"]
+    assert ("numerics", "PASS") in verdicts and ("numerics", "FAIL") not in verdicts
+    accuracy = [c for c in comparison.checks if c.name == "accuracy-equivalence" and "test_accuracy" in c.subject]
+    assert accuracy and all(c.verdict == "PASS" and "identical results" in c.summary for c in accuracy)
+    curves = [c for c in comparison.checks if c.name == "curves"]
+    assert curves and all(c.verdict == "PASS" for c in curves)
+
+
 def test_local_and_docker_runs_are_identical(cpu_backend, data_dir: Path, tmp_path: Path,
                                              no_leftovers: None, caplog: pytest.LogCaptureFixture) -> None:
     spec = quick_spec()
