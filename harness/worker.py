@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import environment
-from harness.backends.base import PROGRESS_PREFIX
+from harness.backends.base import EXIT_CANNOT_WRITE, PROGRESS_PREFIX
 from harness.config import ConfigError, RunSpec, load_spec
 from harness.errors import UserError
 from harness.metrics import (
@@ -343,8 +343,6 @@ def _with_total(timing: Timing, total_s: float) -> Timing:
 
     return dataclasses.replace(timing, total_wall_time_s=total_s)
 
-
-EXIT_CANNOT_WRITE = 3
 
 
 def die_with_parent(parent_pid: int) -> None:

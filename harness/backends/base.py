@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.config import RunSpec
 from harness.errors import UserError
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 PROGRESS_PREFIX = "TFPARITY_PROGRESS "
 LOG_TAIL_LINES = 40
+# The worker's exit code when it could not write its result (disk full, unwritable directory), and
+# the prefix of its one-line error on stderr.
+EXIT_CANNOT_WRITE = 3
+WORKER_ERROR_PREFIX = "tfparity-worker: "
 
 
 class BackendError(UserError, RuntimeError):
@@ -110,6 +114,38 @@ class LogTail:
         if line.strip():
             self.lines.append(line)
             self._logger.debug("%s%s", self._prefix, line)
+
+
+def worker_says(lines: Any) -> str | None:
+    """The worker's own one-line error (``tfparity-worker: ...``, last one wins), without its prefix."""
+    return next((line[len(WORKER_ERROR_PREFIX):].removeprefix("error: ") for line in reversed(list(lines))
+                 if line.startswith(WORKER_ERROR_PREFIX)), None)
+
+
+def cannot_write_error(says: str | None, out_dir: Path) -> BackendError:
+    """Exit 3 is a failure of the results directory, not of the run: recording the run as failed
+    would make a resume skip it, so the suite stops in one line instead."""
+    return BackendError(f"{says or 'the worker could not write its result'}; free space or fix "
+                        f"the results directory, then resume with: tfparity run --resume {out_dir}")
+
+
+def remove_partial_writes(out_path: Path) -> None:
+    """Delete the temp files of a result write the stopped worker/container did not finish; never raises.
+
+    Called only once the worker is gone: its atomic write leaves ``.<run_id>.json.<random>.tmp``
+    behind when SIGTERM/SIGKILL lands between the temp file and the final link.
+    """
+    try:
+        partial = list(out_path.parent.glob(f".{out_path.name}.*.tmp"))
+    except OSError as exc:
+        log.warning("cannot look for cut-short writes in %s: %s", out_path.parent, exc)
+        return
+    for tmp in partial:
+        log.info("removing %s, a result write cut short", tmp.name)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError as exc:  # cleanup must not hide the run's own outcome; a resume sweeps it
+            log.warning("cannot remove %s: %s", tmp, exc)
 
 
 def describe_exit(returncode: int | None) -> str:

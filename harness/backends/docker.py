@@ -47,12 +47,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.backends.base import (
+    EXIT_CANNOT_WRITE,
     BackendError,
     LogTail,
     ProgressFn,
     RunInterrupted,
+    cannot_write_error,
     finish_run,
+    remove_partial_writes,
     result_path,
+    worker_says,
     write_spec,
 )
 from harness.config import DEVICES, ConfigError, RunSpec
@@ -90,10 +94,6 @@ STOP_GRACE_S = 10
 # a suite forever. `docker info` answers in ~0.1 s; a busy engine (a build next door) in a few.
 ENGINE_TIMEOUT_ENV = "TFPARITY_DOCKER_TIMEOUT_S"
 DEFAULT_ENGINE_TIMEOUT_S = 20.0
-# The worker's exit code when it could not write its result (harness.worker.EXIT_CANNOT_WRITE, as
-# in harness/backends/local.py) and the prefix of its one-line error.
-EXIT_CANNOT_WRITE = 3
-WORKER_ERROR_PREFIX = "tfparity-worker: "
 STALE_AFTER_S = 600.0  # an exited run container older than this has lost its backend process
 BUILD_LOG_LINES = 4
 
@@ -652,7 +652,7 @@ class DockerBackend:
         except RunInterrupted as exc:
             if dc is not None:
                 _stop_container(dc, container_name)
-            _remove_partial_writes(out_path)
+            remove_partial_writes(out_path)
             restore()
             finish_run(spec, out_dir, started_utc=started_utc, returncode=None, tail=list(tail.lines),
                        reason=f"interrupted by {_signame(exc.signum)} (container stopped)",
@@ -666,17 +666,16 @@ class DockerBackend:
             if dc is not None:
                 _cleanup_project(dc, project)
                 # The container is gone (rm -f): a result write it had begun can no longer finish.
-                _remove_partial_writes(out_path)
+                remove_partial_writes(out_path)
             restore()
             tmp.cleanup()
         if returncode == EXIT_CANNOT_WRITE and not out_path.exists():
             # Disk full, a directory the container cannot write to: not a failure of this run but of the
             # results directory. Recording it as "failed" would make a resume skip it; stop the suite.
-            says = _worker_says(tail.lines)
+            says = worker_says(tail.lines)
             if says:  # the worker names its path in the container; the user knows the host's
                 says = says.replace(repr(container_result), repr(str(out_path)))
-            raise BackendError(f"{says or 'the worker could not write its result'}; free space or fix "
-                               f"the results directory, then resume with: tfparity run --resume {out_dir}")
+            raise cannot_write_error(says, out_dir)
         return finish_run(spec, out_dir, started_utc=started_utc, returncode=returncode, tail=list(tail.lines),
                           reason=reason, environment=self.environment())
 
@@ -710,32 +709,6 @@ class DockerBackend:
         if code == 137:
             return code, "container killed (exit 137), likely out of memory"
         return code, None
-
-
-def _worker_says(lines: Any) -> str | None:
-    """The worker's own one-line error (``tfparity-worker: ...``, last one wins), without its prefix."""
-    return next((line[len(WORKER_ERROR_PREFIX):].removeprefix("error: ") for line in reversed(list(lines))
-                 if line.startswith(WORKER_ERROR_PREFIX)), None)
-
-
-def _remove_partial_writes(out_path: Path) -> None:
-    """Delete the temp files of a result write the stopped/removed container did not finish; never raises.
-
-    Called only once the container is stopped or gone: the worker's atomic write leaves
-    ``.<run_id>.json.<random>.tmp`` behind when SIGTERM/SIGKILL lands between the temp file and the
-    final link (as harness/backends/local.py does for its worker).
-    """
-    try:
-        partial = list(out_path.parent.glob(f".{out_path.name}.*.tmp"))
-    except OSError as exc:
-        log.warning("cannot look for cut-short writes in %s: %s", out_path.parent, exc)
-        return
-    for tmp in partial:
-        log.info("removing %s, a result write cut short", tmp.name)
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError as exc:  # cleanup must not hide the run's own outcome; a resume sweeps it
-            log.warning("cannot remove %s: %s", tmp, exc)
 
 
 def _stream_logs(dc: Any, name: str, tail: LogTail) -> None:

@@ -15,12 +15,16 @@ import threading
 from pathlib import Path
 
 from harness.backends.base import (
+    EXIT_CANNOT_WRITE,
     BackendError,
     LogTail,
     ProgressFn,
     RunInterrupted,
+    cannot_write_error,
     finish_run,
+    remove_partial_writes,
     result_path,
+    worker_says,
     write_spec,
 )
 from harness.config import RunSpec
@@ -29,10 +33,6 @@ from harness.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
-# The worker's exit code when it could not write its result (harness.worker.EXIT_CANNOT_WRITE; not
-# imported from there: the worker module pulls in the metrics code) and its one-line error prefix.
-EXIT_CANNOT_WRITE = 3
-WORKER_ERROR_PREFIX = "tfparity-worker: "
 GPU_PROBE = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
 TERMINATE_GRACE_S = 10.0
 
@@ -108,7 +108,7 @@ class LocalBackend:
             returncode = proc.wait()
         except RunInterrupted as exc:
             _stop(proc)
-            _remove_partial_writes(out_path)
+            remove_partial_writes(out_path)
             finish_run(spec, out_dir, started_utc=started_utc, returncode=proc.returncode, tail=list(tail.lines),
                        reason=f"interrupted by {_signame(exc.signum)}", status="interrupted")
             raise
@@ -117,30 +117,15 @@ class LocalBackend:
                 timer.cancel()
             if proc.poll() is None:  # any other exit path: never leave a worker behind
                 _stop(proc)
-            _remove_partial_writes(out_path)
+            remove_partial_writes(out_path)
         reason = f"timed out after {timeout_s:g} s (worker killed)" if timed_out.is_set() else None
-        worker_says = next((line[len(WORKER_ERROR_PREFIX):].removeprefix("error: ") for line in reversed(tail.lines)
-                            if line.startswith(WORKER_ERROR_PREFIX)), None)
+        says = worker_says(tail.lines)
         if returncode == EXIT_CANNOT_WRITE and not out_path.exists():
-            # Disk full, directory gone: not a failure of this run but of the results directory. Recording
-            # it as "failed" would make a resume skip it; stop the suite in one line instead.
-            raise BackendError(f"{worker_says or 'the worker could not write its result'}; free space or fix "
-                               f"the results directory, then resume with: tfparity run --resume {out_dir}")
-        if reason is None and returncode and worker_says and not out_path.exists():
-            reason = f"worker exited with code {returncode}: {worker_says}"
+            raise cannot_write_error(says, out_dir)
+        if reason is None and returncode and says and not out_path.exists():
+            reason = f"worker exited with code {returncode}: {says}"
         return finish_run(spec, out_dir, started_utc=started_utc, returncode=returncode, tail=list(tail.lines),
                           reason=reason)
-
-
-def _remove_partial_writes(out_path: Path) -> None:
-    """Delete the temp file of a result write the stopped/killed worker did not finish.
-
-    Called only once the worker is gone: its atomic write leaves ``.<name>.<random>.tmp`` behind
-    when SIGTERM/SIGKILL lands between the temp file and the final link.
-    """
-    for tmp in out_path.parent.glob(f".{out_path.name}.*.tmp"):
-        log.info("removing %s, a result write cut short", tmp.name)
-        tmp.unlink(missing_ok=True)
 
 
 def _block_stop_signals() -> set[int] | None:
