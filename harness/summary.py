@@ -11,10 +11,6 @@ from dataclasses import dataclass
 
 from harness.results import RunResult
 
-# The seed script's claims about the experiment, checked against what was measured.
-CLAIM_VAL_ACCURACY_MIN = 0.90
-CLAIM_TRAIN_ACCURACY_MAX = 0.95
-
 
 @dataclass(frozen=True)
 class MeanSd:
@@ -55,15 +51,6 @@ class ModelRow:
     peak_rss_mb: float | None
 
 
-@dataclass(frozen=True)
-class Claim:
-    dataset: str
-    path: str
-    text: str
-    measured: str
-    holds: bool | None  # None: not measurable (missing runs)
-
-
 def summarize(results: list[RunResult]) -> list[ModelRow]:
     groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
     for r in results:
@@ -84,30 +71,6 @@ def summarize(results: list[RunResult]) -> list[ModelRow]:
             peak_rss_mb=max((r.memory.peak_rss_mb for r in ok if r.memory), default=None),
         ))
     return rows
-
-
-def claims(rows: list[ModelRow]) -> list[Claim]:
-    """The seed's claims per dataset and path: val >= 0.90, train < 0.95, BN shrinks the gap."""
-    out = []
-    by_group: dict[tuple[str, str], dict[str, ModelRow]] = defaultdict(dict)
-    for row in rows:
-        by_group[(row.dataset, row.path)][row.benchmark] = row
-    for (dataset, path), models in sorted(by_group.items()):
-        for name, row in sorted(models.items()):
-            v, t = row.val_accuracy.mean, row.train_accuracy.mean
-            out.append(Claim(dataset, path, f"{name}: val accuracy >= {CLAIM_VAL_ACCURACY_MIN:.2f}",
-                             row.val_accuracy.fmt(), None if v is None else v >= CLAIM_VAL_ACCURACY_MIN))
-            out.append(Claim(dataset, path, f"{name}: train accuracy < {CLAIM_TRAIN_ACCURACY_MAX:.2f}",
-                             row.train_accuracy.fmt(), None if t is None else t < CLAIM_TRAIN_ACCURACY_MAX))
-        base = models.get("baseline")
-        for bn in ("batchnorm", "batchnorm_dropout"):
-            if bn not in models or base is None:
-                continue
-            b, m = base.gap.mean, models[bn].gap.mean
-            measured = f"gap {bn} {models[bn].gap.fmt()} vs baseline {base.gap.fmt()}"
-            out.append(Claim(dataset, path, f"{bn} shrinks the train/val gap vs baseline", measured,
-                             None if b is None or m is None else m < b))
-    return out
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -152,11 +115,14 @@ def render_summary(results: list[RunResult]) -> str:
         ])
     text = [_table(["dataset", "path", "model", "ok", "train acc", "val acc", "test acc", "gap (train-val)",
                     "steady samples/s", "peak RSS MB"], table_rows)]
-    claim_rows = [[c.dataset, c.path, c.text, c.measured,
-                   {True: "yes", False: "NO", None: "n/a"}[c.holds]] for c in claims(rows) if c.holds is not None]
+    # The same claim checks as the report (one definition of what the seed claimed).
+    from harness.report import seed_claims
+
+    claim_rows = [[c.dataset, c.path, c.claim, c.claimed, c.measured, "yes" if c.holds else "NO", c.note]
+                  for c in seed_claims(results) if c.holds is not None]
     if claim_rows:
         text += ["", "The seed's claims, as measured (mean ± sd over seeds):",
-                 _table(["dataset", "path", "claim", "measured", "holds"], claim_rows)]
+                 _table(["dataset", "path", "claim", "claimed", "measured", "holds", "note"], claim_rows)]
     if probes:
         text += ["", "Numerics probe (one fixed batch vs a float64 reference):", *render_probes(probes)]
     failed = [r for r in results if not r.ok]
