@@ -19,6 +19,7 @@ help:
 	@echo "make bench-cpu    the seed suite in the CPU container (DATASET=mnist by default)"
 	@echo "make bench-gpu    the seed suite in the CUDA container (needs the NVIDIA Container Toolkit)"
 	@echo "make nightly      the nightly pipeline locally (bench-cpu [+ bench-gpu], compare, report)"
+	@echo "make lint         ruff, mypy and the architecture rules (CI runs it)"
 
 # The venv is rebuilt only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -47,8 +48,13 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow and not docker and not browser" $(PYTEST_ARGS)
 
+# The architecture rules (layers, cycles, sizes, one owner per concept; tests/test_architecture.py),
+# the type checker (strict on spec/, store/, analysis/) and ruff (line length enforced, formatted).
 lint: install
 	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/ruff format --check harness tests benchmarks
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 include docker/docker.mk
-include benchmarks/nightly.mk
+include .ci/nightly.mk

@@ -72,7 +72,7 @@ PYTHON="$PY" bash docker/make-wheelhouse.sh
 took
 
 step "CPU image tfparity:cpu (built when missing or stale)"
-"$PY" -m harness.backends.docker build --device cpu --if-missing
+"$(dirname "$PY")/tfparity" docker build --device cpu --if-missing
 took
 
 step "done"

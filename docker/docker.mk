@@ -24,16 +24,16 @@ wheelhouse: install
 	PYTHON=$(abspath $(DOCKER_PY)) bash docker/make-wheelhouse.sh $(if $(FORCE),--force)
 
 image-cpu: install base-image wheelhouse
-	$(DOCKER_PY) -m harness.backends.docker build --device cpu
+	$(TFPARITY) docker build --device cpu
 
 # The only target that talks to an image registry: it pulls TF's CUDA base once.
 GPU_BASE_IMAGE ?= tensorflow/tensorflow:2.21.0-gpu
 image-gpu: install
 	docker image inspect $(GPU_BASE_IMAGE) >/dev/null 2>&1 || docker pull $(GPU_BASE_IMAGE)
-	$(DOCKER_PY) -m harness.backends.docker build --device gpu --base-image $(GPU_BASE_IMAGE)
+	$(TFPARITY) docker build --device gpu --base-image $(GPU_BASE_IMAGE)
 
 docker-check: install
-	$(DOCKER_PY) -m harness.backends.docker check
+	$(TFPARITY) docker check
 
 bench-cpu: install
 	$(TFPARITY) run --backend docker --device cpu --suite seed --dataset $(DOCKER_DATASET) \
@@ -41,7 +41,7 @@ bench-cpu: install
 
 # The GPU runtime is checked first: without it this fails in one line and starts nothing.
 bench-gpu: install
-	@$(DOCKER_PY) -m harness.backends.docker check-gpu
+	@$(TFPARITY) docker check-gpu
 	docker image inspect $(GPU_BASE_IMAGE) >/dev/null 2>&1 || docker pull $(GPU_BASE_IMAGE)
 	$(TFPARITY) run --backend docker --device gpu --suite seed --dataset $(DOCKER_DATASET) \
 	  $(if $(SEEDS),--seeds $(SEEDS)) --results-dir $(RESULTS_DIR) $(DOCKER_RUN_ARGS)

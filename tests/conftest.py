@@ -1,60 +1,24 @@
-"""Shared fixtures. Markers (slow, docker, gpu, browser) are registered in pyproject.toml."""
+"""Shared fixtures. Markers (slow, docker, gpu, browser) are registered in pyproject.toml.
+
+Test data comes from one factory module (:mod:`tests.factories`, also the ``factories`` fixture);
+process helpers (the CLI, the docker CLI) from :mod:`tests.helpers`.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests import factories as _factories
+from tests.helpers import tfparity
 
 
-def docker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The docker CLI, captured (for assertions about containers, projects and images)."""
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally, fail under CI=true (where .ci/setup-docker.sh must have provided it)."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason} (.ci/setup-docker.sh should have provided it)")
-    pytest.skip(reason)
-
-
-def docker_backend_script(spec_dict: dict, data_dir: Path, out_dir: Path, image: str | None = None) -> str:
-    """A child-process script that runs one spec through the docker backend and reports how it ended
-    (INTERRUPTED <signum> with the interrupt's exit code, or FINISHED), for signal tests."""
-    image_arg = f", image={image!r}" if image else ""
-    return textwrap.dedent(f"""
-        import sys
-        from pathlib import Path
-        from harness.backends import get_backend
-        from harness.backends.base import RunInterrupted
-        from harness.config import RunSpec
-        spec = RunSpec.from_dict({spec_dict!r})
-        backend = get_backend("docker", device="cpu", data_dir={str(data_dir)!r}{image_arg})
-        backend.prepare([spec])
-        try:
-            backend.run(spec, Path({str(out_dir)!r}))
-        except RunInterrupted as exc:
-            print("INTERRUPTED", exc.signum, flush=True)
-            sys.exit(exc.exit_code)
-        print("FINISHED", flush=True)
-    """)
-
-
-def tfparity(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-             timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess (as a user would), capturing output."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+@pytest.fixture()
+def factories() -> ModuleType:
+    """The shared factory module (``factories.result(path=..., seed=..., **overrides)``)."""
+    return _factories
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,280 @@
+"""``compare``: do the paths agree? Plan which groups are compared, then run the checks on each pair.
+
+Results are labelled with their group (:mod:`harness.analysis.samples`), refused when data or
+hyperparameters of one benchmark differ, and paired (:func:`plan_pairs`): every group against the
+reference group (accuracy equivalence, curves, speed, memory), every mixed-precision or XLA group
+against its fp32 sibling (the relative gate), a GPU group against its CPU counterpart (speed).
+Integrity checks (status, determinism, evidence) and the numerics probe run per group; with a
+baseline, regression checks (:mod:`harness.analysis.regress`) too. TF-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness.analysis import agreement, integrity, numerics, performance, regress
+from harness.analysis.checks import Check, Comparison, GroupInfo, Verdict
+from harness.analysis.samples import Run, groups_of, label_runs
+from harness.errors import CompareError
+from harness.store.results import RunResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How close is close enough (validated once, at the CLI edge)."""
+
+    margin_pp: float = agreement.DEFAULT_MARGIN_PP
+    curve_tol_pp: float = agreement.DEFAULT_CURVE_TOL_PP
+    loss_tol_rel: float = agreement.DEFAULT_LOSS_TOL_REL
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise CompareError(f"{name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two groups' runs of one benchmark on one dataset, and why they are compared."""
+
+    kind: str  # "reference" | "sibling" | "device"
+    unit: tuple[str, str]  # (benchmark, dataset)
+    group: str
+    other: str
+    runs: list[Run]
+    other_runs: list[Run]
+
+    @property
+    def subject(self) -> str:
+        return f"{self.unit[0]}/{self.unit[1]}: {self.group} vs {self.other}"
+
+
+def resolve_reference(runs: list[Run], groups: list[str], reference: str | None) -> str:
+    if reference is not None:
+        if reference in groups:
+            return reference
+        by_path = sorted({r.group for r in runs if r.spec.path.name == reference})
+        if len(by_path) == 1:
+            return by_path[0]
+        if len(by_path) > 1:
+            raise CompareError(f"reference {reference!r} is ambiguous: it matches groups {by_path}; name one of them")
+        raise CompareError(f"unknown reference {reference!r}; the compared groups are {groups}")
+    for run in runs:  # first in argument order
+        path = run.spec.path
+        if path.device == "cpu" and path.precision == "fp32" and not path.xla:
+            return run.group
+    log.info("no cpu-fp32 group present; using the first group %r as reference", groups[0])
+    return groups[0]
+
+
+def validate_units(runs: list[Run]) -> None:
+    """Refuse (one line) to compare runs of one benchmark/dataset/mode whose data or
+    hyperparameters differ: such a comparison would silently mix different experiments."""
+    by_unit: dict[tuple[str, str, str], list[Run]] = {}
+    for run in runs:
+        if run.result.ok:
+            by_unit.setdefault((*run.unit, run.spec.mode), []).append(run)
+    for (bench, data, mode), unit_runs in by_unit.items():
+        fingerprints = [(run, run.result.dataset.sha256) for run in unit_runs if run.result.dataset is not None]
+        for run, sha in fingerprints[1:]:
+            first, first_sha = fingerprints[0]
+            if sha != first_sha:
+                raise CompareError(
+                    f"dataset fingerprints differ for {bench}/{data}: {first.where} has {first_sha[:12]}, "
+                    f"{run.where} has {sha[:12]}; runs on different data cannot be compared"
+                )
+        first = unit_runs[0]
+        hp0 = first.spec.hyperparameters
+        for run in unit_runs[1:]:
+            hp = run.spec.hyperparameters
+            if hp != hp0:
+                diff = sorted(k for k in set(hp) | set(hp0) if hp.get(k) != hp0.get(k))
+                what = ", ".join(f"{k} {hp0.get(k)!r} vs {hp.get(k)!r}" for k in diff)
+                raise CompareError(
+                    f"hyperparameters differ for {bench}/{data} ({mode}): {first.where} vs {run.where}: {what}; "
+                    "compare runs of one configuration at a time"
+                )
+
+
+def plan_pairs(train: list[Run], groups: list[str], reference: str) -> tuple[list[Pair], list[Check]]:
+    """Which groups are compared with which, per benchmark/dataset; and the comparisons that cannot be made."""
+    pairs: list[Pair] = []
+    missing: list[Check] = []
+    units: dict[tuple[str, str], dict[str, list[Run]]] = {}
+    for run in train:
+        units.setdefault(run.unit, {}).setdefault(run.group, []).append(run)
+    for unit, by_group in units.items():
+        if reference not in by_group:
+            missing.append(
+                Check(
+                    "accuracy-equivalence",
+                    Verdict.WARN,
+                    f"{unit[0]}/{unit[1]}",
+                    f"no successful runs of the reference {reference!r}: groups {sorted(by_group)} were not compared",
+                    {"groups": sorted(by_group)},
+                )
+            )
+            continue
+        present = [g for g in groups if g in by_group]
+        pairs += [
+            Pair("reference", unit, g, reference, by_group[g], by_group[reference]) for g in present if g != reference
+        ]
+        for group in present:
+            pair_or_missing = _sibling_pair(unit, group, by_group, present, reference)
+            if isinstance(pair_or_missing, Pair):
+                pairs.append(pair_or_missing)
+            elif pair_or_missing is not None:
+                missing.append(pair_or_missing)
+        pairs += _device_pairs(unit, by_group, present, reference)
+    return pairs, missing
+
+
+def _sibling_pair(
+    unit: tuple[str, str], group: str, by_group: dict[str, list[Run]], present: list[str], reference: str
+) -> Pair | Check | None:
+    """A mixed-precision or XLA group against the fp32 group of its device (the relative gate)."""
+    first = by_group[group][0]
+    path = first.spec.path
+    if not (path.precision == "mixed" or path.xla):
+        return None
+    candidates = [s for s in present if _is_fp32_sibling(by_group[s][0], path.device)]
+    # Prefer the sibling from the same source (local vs docker), then the reference, then any
+    # (one directory per path is a common layout: sources differ, siblings still exist).
+    sibling = next(
+        (s for s in candidates if by_group[s][0].source == first.source),
+        reference if reference in candidates else (candidates[0] if candidates else None),
+    )
+    if sibling is None:
+        return Check(
+            "relative-gate",
+            Verdict.WARN,
+            f"{unit[0]}/{unit[1]}: {group}",
+            f"no fp32 sibling ({path.device}-fp32) to gate against",
+            {},
+        )
+    return Pair("sibling", unit, group, sibling, by_group[group], by_group[sibling])
+
+
+def _is_fp32_sibling(run: Run, device: str) -> bool:
+    path = run.spec.path
+    return path.device == device and path.precision == "fp32" and not path.xla
+
+
+def _device_pairs(
+    unit: tuple[str, str], by_group: dict[str, list[Run]], present: list[str], reference: str
+) -> list[Pair]:
+    """GPU vs CPU speed, when the reference is not already the CPU counterpart."""
+    pairs = []
+    for group in present:
+        first = by_group[group][0]
+        path = first.spec.path
+        if path.device != "gpu":
+            continue
+        cpu = next(
+            (
+                s
+                for s in present
+                if s != reference
+                and by_group[s][0].source == first.source
+                and by_group[s][0].spec.path.device == "cpu"
+                and by_group[s][0].spec.path.precision == path.precision
+                and by_group[s][0].spec.path.xla == path.xla
+            ),
+            None,
+        )
+        if cpu is not None:
+            pairs.append(Pair("device", unit, group, cpu, by_group[group], by_group[cpu]))
+    return pairs
+
+
+def _reference_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+    g_device = pair.runs[0].spec.path.device
+    r_device = pair.other_runs[0].spec.path.device
+    checks = [
+        agreement.check_accuracy(pair.subject, metric, pair.runs, pair.other_runs, tol.margin_pp)
+        for metric in ("test_accuracy", "val_accuracy")
+    ]
+    checks += [
+        agreement.check_curves(pair.subject, pair.runs, pair.other_runs, tol.curve_tol_pp, tol.loss_tol_rel),
+        performance.check_speed(pair.subject, pair.runs, pair.other_runs, g_device, r_device),
+        performance.check_memory(pair.subject, pair.runs, pair.other_runs),
+    ]
+    return [c for c in checks if c is not None]
+
+
+def _sibling_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+    return [agreement.check_relative_gate(pair.subject, pair.runs, pair.other_runs, tol.margin_pp)]
+
+
+def _device_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+    check = performance.check_speed(pair.subject, pair.runs, pair.other_runs, "gpu", "cpu")
+    return [] if check is None else [check]
+
+
+CHECKS: dict[str, Callable[[Pair, Tolerances], list[Check]]] = {
+    "reference": _reference_checks,
+    "sibling": _sibling_checks,
+    "device": _device_checks,
+}
+
+
+def compare_results(
+    results: list[RunResult],
+    *,
+    reference: str | None = None,
+    tolerances: Tolerances | None = None,
+    sources: Sequence[str] | None = None,
+    baseline: list[RunResult] | None = None,
+    baseline_sources: Sequence[str] | None = None,
+    gates: Sequence[regress.Gate] | None = None,
+) -> Comparison:
+    """Compare groups of results (one group per source, path and execution) against a reference group.
+
+    ``sources`` gives the source of each result (default: its backend). ``baseline``/``gates`` add
+    the regression checks of :mod:`harness.analysis.regress`. Raises :class:`CompareError` for
+    results that cannot be compared.
+    """
+    if not results:
+        raise CompareError("no results to compare")
+    tol = tolerances or Tolerances()
+    runs = label_runs(results, sources)
+    groups = groups_of(runs)
+    ref = resolve_reference(runs, groups, reference)
+    validate_units(runs)
+    train = [x for x in runs if x.result.ok and x.spec.mode == "train"]
+    probes = [x for x in runs if x.result.ok and x.spec.mode == "probe"]
+    pairs, checks = plan_pairs(train, groups, ref)
+    checks = integrity.check_status(runs) + checks
+    for pair in pairs:
+        checks += CHECKS[pair.kind](pair, tol)
+    checks += integrity.check_determinism(runs)
+    for group in groups:
+        check = integrity.check_evidence(group, [x for x in runs if x.group == group])
+        if check is not None:
+            checks.append(check)
+    checks += numerics.check_numerics(probes, ref)
+    if baseline is not None:
+        checks += regress.regression_checks(
+            runs, baseline, gates or regress.default_gates(tol.margin_pp), baseline_sources=baseline_sources
+        )
+    return Comparison(
+        reference=ref,
+        groups=groups,
+        checks=checks,
+        margin_pp=float(tol.margin_pp),
+        group_info=_group_info(runs, groups),
+    )
+
+
+def _group_info(runs: list[Run], groups: list[str]) -> dict[str, GroupInfo]:
+    info = {}
+    for group in groups:
+        members = [x for x in runs if x.group == group]
+        key = members[0].key
+        info[group] = GroupInfo(key.source, key.path, key.execution, len(members), sum(x.result.ok for x in members))
+    return info

@@ -1,0 +1,134 @@
+"""Integrity checks: runs that did not finish, determinism of repeated specs, evidence of what ran."""
+
+from __future__ import annotations
+
+import json
+
+from harness.analysis.checks import Check, Verdict, fmt
+from harness.analysis.samples import Run, metric_vector
+from harness.store.results import RunResult
+
+
+def check_status(runs: list[Run]) -> list[Check]:
+    checks = []
+    for run in runs:
+        if run.result.ok:
+            continue
+        verdict = Verdict.WARN if run.result.status == "interrupted" else Verdict.FAIL
+        error = (run.result.error or "no error recorded").strip().splitlines()
+        checks.append(
+            Check(
+                "status",
+                verdict,
+                f"{run.spec.benchmark}/{run.spec.dataset}: {run.where}",
+                f"run {run.result.status}: {error[0] if error else ''} (excluded from statistics)",
+                {"run_id": run.result.run_id, "status": run.result.status, "error": run.result.error},
+            )
+        )
+    return checks
+
+
+def _env_signature(result: RunResult) -> str:
+    env = result.environment if isinstance(result.environment, dict) else {}
+    keys = ("tensorflow_version", "keras_version", "cpu_model", "gpus", "tf_build_info")
+    return json.dumps({k: env.get(k) for k in keys}, sort_keys=True, default=str)
+
+
+def check_determinism(runs: list[Run]) -> list[Check]:
+    """Runs with identical specs in the same software/hardware environment must agree exactly when
+    op determinism was on (evidence); otherwise the spread is reported."""
+    clusters: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if run.result.ok and run.spec.mode == "train":
+            spec_key = json.dumps(run.spec.to_dict(), sort_keys=True)
+            clusters.setdefault((spec_key, _env_signature(run.result)), []).append(run)
+    checks = []
+    for cluster in clusters.values():
+        if len(cluster) < 2:
+            continue
+        first = cluster[0]
+        subject = (
+            f"{first.spec.benchmark}/{first.spec.dataset}: {first.spec.path.name} seed {first.spec.seed} "
+            f"× {len(cluster)} runs ({', '.join(sorted({x.group for x in cluster}))})"
+        )
+        vectors = [metric_vector(x.result) for x in cluster]
+        identical = all(v == vectors[0] for v in vectors[1:])
+        deterministic = all(x.result.evidence is not None and x.result.evidence.deterministic_ops for x in cluster)
+        acc = [x.result.test_accuracy for x in cluster if x.result.test_accuracy is not None]
+        loss = [x.result.test_loss for x in cluster if x.result.test_loss is not None]
+        spread_pp = 100.0 * (max(acc) - min(acc)) if acc else None
+        loss_spread = (max(loss) - min(loss)) if loss else None
+        details = {
+            "run_ids": [x.result.run_id for x in cluster],
+            "identical": identical,
+            "deterministic_ops": deterministic,
+            "test_accuracy_spread_pp": spread_pp,
+            "test_loss_spread": loss_spread,
+        }
+        if identical:
+            checks.append(
+                Check(
+                    "determinism", Verdict.PASS, subject, f"bit-identical metrics across {len(cluster)} runs", details
+                )
+            )
+        elif deterministic:
+            checks.append(
+                Check(
+                    "determinism",
+                    Verdict.FAIL,
+                    subject,
+                    f"deterministic_ops on but metrics differ: test accuracy spread "
+                    f"{fmt(spread_pp, '.3g')} pp, test loss spread {fmt(loss_spread, '.3g')}",
+                    details,
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "determinism",
+                    Verdict.WARN,
+                    subject,
+                    f"metrics differ (deterministic_ops off, so expected): test accuracy spread "
+                    f"{fmt(spread_pp, '.3g')} pp, test loss spread {fmt(loss_spread, '.3g')}",
+                    details,
+                )
+            )
+    return checks
+
+
+def check_evidence(group: str, runs: list[Run]) -> Check | None:
+    problems: list[str] = []
+    warnings: list[str] = []
+    checked = 0
+    for run in runs:
+        if not run.result.ok:
+            continue
+        ev = run.result.evidence
+        if ev is None:
+            warnings.append(f"seed {run.spec.seed}: no evidence recorded")
+            continue
+        checked += 1
+        problems += [f"seed {run.spec.seed}: {problem}" for problem in ev.mismatches(run.spec)]
+    if not problems and not warnings and checked == 0:
+        return None
+    details = {"runs_checked": checked, "problems": problems, "warnings": warnings}
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Check(
+            "evidence",
+            Verdict.FAIL,
+            group,
+            f"the path that ran is not the path asked for: {problems[0]}{more}",
+            details,
+        )
+    if warnings:
+        more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+        return Check("evidence", Verdict.WARN, group, f"{warnings[0]}{more}", details)
+    path = runs[0].spec.path
+    return Check(
+        "evidence",
+        Verdict.PASS,
+        group,
+        f"{checked} run(s): variables on {path.device}, policy {path.policy}, jit_compile {path.xla}",
+        details,
+    )

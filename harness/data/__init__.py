@@ -1,0 +1,23 @@
+"""Datasets: a registry of named, fingerprinted sources with deterministic splits (TF-free).
+
+:func:`load` gives arrays ready for training plus a :class:`~harness.store.results.DatasetInfo`
+whose ``sha256`` fingerprints the canonical bytes (:mod:`harness.data.canonical`);
+:func:`prepare` writes them to ``DATA_DIR/NAME.npz`` for containers and offline hosts.
+Sources per dataset: :mod:`harness.data.registry`.
+"""
+
+from harness.data.canonical import Dataset, fingerprint
+from harness.data.registry import DATA_DIR_ENV, default_data_dir, describe_datasets, load, prepare
+from harness.data.split import n_validation, split_at
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "Dataset",
+    "default_data_dir",
+    "describe_datasets",
+    "fingerprint",
+    "load",
+    "n_validation",
+    "prepare",
+    "split_at",
+]

@@ -1,0 +1,271 @@
+"""The ``docker`` backend: each run in its own container, started through ``docker compose``.
+
+One run = one ``docker compose run`` of the ``bench-cpu``/``bench-gpu`` service (docker/compose.yaml)
+under a unique compose project name. The host writes the spec into the results directory, which is
+mounted read-write at ``/results``; the prepared data directory is mounted read-only at ``/data``;
+the container's entry point is the worker, which writes ``/results/<run_id>.json``. The container's
+output is streamed into the log with a ``[docker <run_id>]`` prefix; a timeout, an out-of-memory
+kill or Ctrl-C becomes a ``failed``/``interrupted`` result, and the container and compose project
+are removed on every exit path (:class:`~harness.orchestrate.backends.base.Backend` owns the rest
+of the run skeleton). The engine check is bounded (``TFPARITY_DOCKER_TIMEOUT_S``, default 20 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness import data
+from harness.errors import BackendError, ConfigError, RunInterrupted
+from harness.orchestrate.backends.base import Backend, Execution, ProgressFn
+from harness.orchestrate.backends.docker import compose
+from harness.orchestrate.backends.docker.engine import call, check_compose, check_engine
+from harness.orchestrate.backends.docker.gpu import check_gpu_runtime
+from harness.orchestrate.backends.docker.image import ensure_image
+from harness.orchestrate.backends.docker.ownership import arrange_ownership, check_data_readable, nothing
+from harness.orchestrate.backends.docker.settings import (
+    CONTAINER_DATA,
+    CONTAINER_RESULTS,
+    DEFAULT_BASE_IMAGES,
+    DEFAULT_IMAGES,
+    LABEL_BASE_IMAGE,
+    LABEL_RUN_ID,
+    LABEL_SUITE,
+    SERVICES,
+)
+from harness.spec.names import DEVICES
+from harness.spec.run_spec import RunSpec
+from harness.store.layout import result_path
+from harness.store.protocol import ExitCode, worker_args
+from harness.store.results import RunResult
+
+log = logging.getLogger(__name__)
+
+LOG_POLL_S = 0.5  # how often the main thread looks at the container while its log streams
+
+
+def parse_memory_limit(value: str | int | None) -> str | None:
+    """``512m``, ``2g``, ``1073741824`` -> docker's form (bytes); ``None`` = no limit. Quotes a bad value."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([bkmg]?)", text)
+    if not match:
+        raise ConfigError(f"memory limit must be a size like 512m or 2g, got {value!r}")
+    number, unit = match.groups()
+    size_b = float(number) * {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    if size_b < 6 * 1024**2:  # docker's own minimum
+        raise ConfigError(f"memory limit must be at least 6m (docker's minimum), got {value!r}")
+    return str(int(size_b))
+
+
+def human_bytes(value: str | None) -> str:
+    if not value:
+        return "none"
+    n = int(value)
+    for unit, size in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n} bytes"
+
+
+class DockerBackend(Backend):
+    """Runs each spec in a fresh container of docker/compose.yaml's ``bench-<device>`` service."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        device: str = "cpu",
+        rebuild: bool = False,
+        data_dir: str | os.PathLike[str] | None = None,
+        image: str | None = None,
+        base_image: str | None = None,
+        memory_limit: str | int | None = None,
+    ) -> None:
+        if device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
+        self.device = device
+        self.rebuild = rebuild
+        self.data_dir = Path(data_dir if data_dir is not None else data.default_data_dir()).resolve()
+        self.image = image or DEFAULT_IMAGES[device]
+        self.base_image = base_image or DEFAULT_BASE_IMAGES[device]
+        self.memory_limit = parse_memory_limit(memory_limit)
+        self._image_info: dict[str, Any] | None = None
+        self._prepared = False
+
+    # -- prepare --
+
+    def prepare(self, specs: list[RunSpec]) -> None:
+        """Engine reachable, compose present, GPU runtime (for gpu), image built, data prepared."""
+        wrong = sorted({s.path.device for s in specs} - {self.device})
+        if wrong:
+            raise ConfigError(
+                f"this docker backend runs --device {self.device} containers, but the plan has {wrong} runs; "
+                "run each device separately"
+            )
+        check_engine()
+        check_compose()
+        compose.sweep_stale_containers()
+        if self.device == "gpu":
+            check_gpu_runtime(self.image)
+        self._image_info = ensure_image(self.device, tag=self.image, base_image=self.base_image, rebuild=self.rebuild)
+        self._prepare_data(specs)
+        check_data_readable(self.data_dir, [f"{s.dataset}.npz" for s in specs])
+        self._prepared = True
+
+    def _prepare_data(self, specs: list[RunSpec]) -> None:
+        """The container sees only /data: write each dataset's canonical arrays there once."""
+        for name in dict.fromkeys(s.dataset for s in specs):
+            if not (self.data_dir / f"{name}.npz").is_file():
+                log.info("preparing dataset %s in %s for the container", name, self.data_dir)
+                data.prepare(name, self.data_dir)
+
+    # -- run --
+
+    def environment(self) -> dict[str, Any]:
+        """What the backend knows about the container, for results the worker did not write."""
+        info = self._image_info or {}
+        base = (info.get("labels") or {}).get(LABEL_BASE_IMAGE) or self.base_image
+        return {"backend": "docker", "container_image": self.image, "image_id": info.get("id"), "base_image": base}
+
+    def log_prefix(self, spec: RunSpec) -> str:
+        return f"[docker {spec.run_id}] "
+
+    def run(
+        self, spec: RunSpec, out_dir: Path, *, progress: ProgressFn | None = None, timeout_s: float | None = None
+    ) -> RunResult:
+        """Run ``spec`` in one container; always returns the (written) result."""
+        if not self._prepared:
+            self.prepare([spec])
+        out_dir = Path(out_dir).resolve()  # bind mounts need absolute paths
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return super().run(spec, out_dir, progress=progress, timeout_s=timeout_s)
+
+    def execute(self, run: Execution, timeout_s: float | None) -> None:
+        run.environment = self.environment()
+        out_dir = run.out_path.parent
+        project = compose.project_name(run.spec.run_id)
+        container_result = result_path(Path(CONTAINER_RESULTS), run.spec).as_posix()
+        container_spec = f"{CONTAINER_RESULTS}/specs/{run.spec_path.name}"
+        command = worker_args(container_spec, container_result, CONTAINER_DATA)
+        tmp = tempfile.TemporaryDirectory(prefix="tfparity-run-")
+        own_handlers = _install_signal_handlers()
+        restore: Callable[[], None] = nothing
+        dc: Any = None
+        try:
+            user, restore = arrange_ownership(out_dir, run.spec_path)
+            dc = compose.compose_client(project, self._env_file(Path(tmp.name), out_dir, user))
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            log.info("run %s: container %s (image %s)", run.spec.run_id, project, self.image)
+            labels = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite}
+            call(
+                f"container start for {run.spec.run_id}",
+                dc.compose.run,
+                SERVICES[self.device],
+                command,
+                detach=True,
+                tty=False,
+                name=project,
+                dependencies=False,
+                labels=labels,
+            )
+            run.returncode, run.reason = self._follow(dc, project, run, timeout_s)
+        except RunInterrupted:
+            if dc is not None:
+                compose.stop_container(dc, project)
+            run.stop_note = " (container stopped)"
+            raise
+        except BackendError as exc:
+            # The engine refused this one container (e.g. a bad mount): a failed run, the suite goes on.
+            run.reason = str(exc)
+        finally:
+            _restore_signal_handlers(own_handlers)
+            if dc is not None:
+                compose.cleanup_project(dc, project)
+            restore()
+            tmp.cleanup()
+        if run.returncode == ExitCode.CANNOT_WRITE and not run.out_path.exists():
+            _rewrite_paths(run, container_result)
+
+    def _env_file(self, directory: Path, out_dir: Path, user: str) -> Path:
+        return compose.write_env_file(
+            directory,
+            {
+                "TFPARITY_IMAGE": self.image,
+                "TFPARITY_IMAGE_ID": (self._image_info or {}).get("id", ""),
+                "TFPARITY_RESULTS_DIR": str(out_dir),
+                "TFPARITY_DATA_DIR": str(self.data_dir),
+                "TFPARITY_USER": user,
+                "TFPARITY_MEMORY_LIMIT": self.memory_limit or "0",
+            },
+        )
+
+    def _follow(self, dc: Any, name: str, run: Execution, timeout_s: float | None) -> tuple[int | None, str | None]:
+        """Stream the container's output until it exits or times out; returns (exit code, reason)."""
+        reader = threading.Thread(
+            target=compose.stream_logs, args=(dc, name, run.tail), daemon=True, name=f"docker-logs-{name}"
+        )
+        reader.start()
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        while True:
+            # join() in short slices: a signal handler can raise in this (main) thread meanwhile.
+            reader.join(timeout=LOG_POLL_S)
+            state = None
+            if not reader.is_alive():  # the log stream ends when the container does (or the engine hiccups)
+                state = compose.container_state(dc, name)
+                if state is None:
+                    return None, "the container disappeared before it finished"
+                if not state["running"]:
+                    break
+                time.sleep(LOG_POLL_S)  # stream ended early but the container runs: keep polling its state
+            if deadline is not None and time.monotonic() > deadline:
+                compose.stop_container(dc, name, grace_s=0)
+                return None, f"timed out after {timeout_s:g} s (container killed)"
+        reader.join(timeout=5)
+        code = state.get("exit_code")
+        if state.get("oom_killed"):
+            limit = f" (memory limit {human_bytes(self.memory_limit)})" if self.memory_limit else ""
+            return code, f"container killed by the out-of-memory killer{limit} (exit {code})"
+        if code == ExitCode.KILLED:
+            return code, "container killed (exit 137: SIGKILL)"
+        return code, None
+
+
+def _rewrite_paths(run: Execution, container_result: str) -> None:
+    """The worker's one-line error names the result path inside the container; show the host's."""
+    host = str(run.out_path)
+    lines = [line.replace(repr(container_result), repr(host)) for line in run.tail.lines]
+    run.tail.lines.clear()
+    run.tail.lines.extend(lines)
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise RunInterrupted(signum)
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    """SIGINT/SIGTERM -> RunInterrupted while a container runs, unless the caller handles them already."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    saved: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(sig)
+        if current in (signal.SIG_DFL, signal.default_int_handler, None):
+            saved[sig] = current
+            signal.signal(sig, _raise_interrupted)
+    return saved
+
+
+def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -1,0 +1,114 @@
+"""Compose projects and run containers: names, env files, following, stopping, cleaning up, sweeping."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BackendError
+from harness.orchestrate.backends.base import LogTail
+from harness.orchestrate.backends.docker.engine import call, client, last_error_line
+from harness.orchestrate.backends.docker.settings import COMPOSE_FILE, SERVICES, STALE_AFTER_S, STOP_GRACE_S
+
+log = logging.getLogger(__name__)
+
+
+def project_name(run_id: str) -> str:
+    """A compose project name unique per run: lower-case letters, digits, '-' and '_'."""
+    stem = re.sub(r"[^a-z0-9_-]+", "-", run_id.lower()).strip("-")[:40]
+    return f"tfparity-{stem}-{uuid.uuid4().hex[:8]}"
+
+
+def write_env_file(directory: Path, values: dict[str, str]) -> Path:
+    path = directory / "compose.env"
+    for key, value in values.items():
+        if "\n" in value:
+            raise BackendError(f"{key} must not contain a newline, got {value!r}")
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    return path
+
+
+def compose_client(project: str, env_file: Path) -> Any:
+    return client(compose_files=[COMPOSE_FILE], compose_project_name=project, compose_env_files=[env_file])
+
+
+def cleanup_project(dc: Any, project: str) -> None:
+    """Remove every container of ``project`` and the project itself; never raises."""
+    try:
+        for ctr in dc.container.list(all=True, filters=[("label", f"com.docker.compose.project={project}")]):
+            dc.container.remove(ctr, force=True, volumes=True)
+    except Exception as exc:  # cleanup must not hide the run's own outcome
+        log.warning("could not remove the containers of compose project %s: %s", project, last_error_line(exc))
+    try:
+        dc.compose.down(remove_orphans=True, volumes=True, quiet=True)
+    except Exception as exc:
+        log.warning("compose down of project %s failed: %s", project, last_error_line(exc))
+
+
+def sweep_stale_containers(min_age_s: float = STALE_AFTER_S, *, prefix: str = "tfparity-") -> list[str]:
+    """Remove run containers that exited long ago: left by a backend process that was SIGKILLed.
+
+    A live backend removes its container within a second of its exit, so an exited container of
+    the bench services older than ``min_age_s`` has no owner any more. Returns the removed names.
+    """
+    import datetime as dt
+
+    dc = client()
+    now = dt.datetime.now(dt.timezone.utc)
+    removed = []
+    for service in SERVICES.values():
+        filters = [("label", f"com.docker.compose.service={service}"), ("status", "exited")]
+        for ctr in call("container list", dc.container.list, all=True, filters=filters):
+            try:
+                # Read everything now: the object re-inspects lazily, which fails once it is removed.
+                name = ctr.name
+                project = (ctr.config.labels or {}).get("com.docker.compose.project", "")
+                finished = ctr.state.finished_at
+            except Exception:  # removed meanwhile by its own backend
+                continue
+            if not project.startswith(prefix) or finished is None:
+                continue
+            if (now - finished).total_seconds() > min_age_s:
+                log.warning(
+                    "removing container %s, left behind by a run that exited at %s",
+                    name,
+                    finished.isoformat(timespec="seconds"),
+                )
+                try:
+                    dc.container.remove(name, force=True, volumes=True)
+                    removed.append(name)
+                except Exception as exc:
+                    log.debug("could not remove %s: %s", name, last_error_line(exc))
+    return removed
+
+
+def stream_logs(dc: Any, name: str, tail: LogTail) -> None:
+    """Feed the container's combined output to the log tail until the container exits."""
+    try:
+        for _source, chunk in dc.container.logs(name, follow=True, stream=True):
+            for line in chunk.decode("utf-8", errors="replace").splitlines():
+                tail.feed(line)
+    except Exception as exc:  # the main thread decides from the container state
+        log.debug("log stream of %s ended: %s", name, last_error_line(exc))
+
+
+def container_state(dc: Any, name: str) -> dict[str, Any] | None:
+    try:
+        state = dc.container.inspect(name).state
+    except Exception as exc:
+        log.debug("inspect %s: %s", name, last_error_line(exc))
+        return None
+    return {"running": bool(state.running), "exit_code": state.exit_code, "oom_killed": bool(state.oom_killed)}
+
+
+def stop_container(dc: Any, name: str, grace_s: int = STOP_GRACE_S) -> None:
+    try:
+        if grace_s:
+            dc.container.stop(name, time=grace_s)
+        else:
+            dc.container.kill(name)
+    except Exception as exc:
+        log.debug("stop %s: %s", name, last_error_line(exc))

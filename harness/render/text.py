@@ -1,0 +1,222 @@
+"""Terminal text: the end-of-run summary, ``show``, ``compare``'s table, probes, ``history``'s table.
+
+Every function takes data and returns a string; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.analysis.checks import Comparison
+from harness.analysis.claims import seed_claims
+from harness.analysis.history import History, TrendRow
+from harness.analysis.samples import label_runs
+from harness.analysis.stats import Stat
+from harness.analysis.summary import group_rows
+from harness.render.report import history_table
+from harness.render.table import Table
+from harness.store.jsonio import dumps
+from harness.store.results import RunResult
+
+SUBJECT_WIDTH = 72
+
+
+def mean_sd(stat: Stat, scale: float = 1.0, digits: int = 4) -> str:
+    if stat.mean is None:
+        return "-"
+    text = f"{stat.mean * scale:.{digits}f}"
+    if stat.sd is not None:
+        text += f" ± {stat.sd * scale:.{digits}f}"
+    return text
+
+
+def probe_lines(probes: Sequence[RunResult]) -> list[str]:
+    """One line per numerics-probe run: within tolerance of float64, or the first layer that is not."""
+    lines = []
+    for r in probes:
+        payload = r.extra.get("probe") or {}
+        if not r.ok:
+            verdict = f"{r.status}: {r.error}"
+        elif payload.get("passed"):
+            verdict = (
+                f"within tolerance of float64 (loss rel. error {payload.get('loss_rel_err', float('nan')):.1e}, "
+                f"logits {payload.get('logits_rel_err', float('nan')):.1e})"
+            )
+        else:
+            verdict = f"first divergent layer {payload.get('first_divergent_layer')!r}: {payload.get('divergence')}"
+        lines.append(f"  {r.run_id}: {verdict}")
+    return lines
+
+
+PROBE_HEADING = "Numerics probe (one fixed batch vs a float64 reference):"
+
+
+def run_summary(results: Sequence[RunResult]) -> str:
+    """The text printed at the end of ``tfparity run``: per group, then the seed's claims, probes, failures."""
+    probes = [r for r in results if r.run_spec.mode == "probe"]
+    train = [r for r in results if r.run_spec.mode != "probe"]
+    if probes and not train:
+        return "\n".join([PROBE_HEADING, *probe_lines(probes)])
+    runs = label_runs(train)
+    rows = [
+        [
+            r.dataset,
+            r.group,
+            r.benchmark + (" [synthetic data]" if r.synthetic else ""),
+            f"{r.n_ok}/{r.n_ok + r.n_failed}",
+            mean_sd(r.train_accuracy),
+            mean_sd(r.val_accuracy),
+            mean_sd(r.test_accuracy),
+            mean_sd(r.gap),
+            mean_sd(r.throughput, digits=0),
+            "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
+        ]
+        for r in group_rows(runs)
+    ]
+    headers = [
+        "dataset",
+        "path",
+        "model",
+        "ok",
+        "train acc",
+        "val acc",
+        "test acc",
+        "gap (train-val)",
+        "steady samples/s",
+        "peak RSS MB",
+    ]
+    text = [Table(headers, rows).text()]
+    # The same claim checks as the report (one definition of what the seed claimed).
+    claims = [
+        [c.dataset, c.path, c.claim, c.claimed, c.measured, "yes" if c.holds else "NO", c.note]
+        for c in seed_claims(runs)
+        if c.holds is not None
+    ]
+    if claims:
+        text += [
+            "",
+            "The seed's claims, as measured (mean ± sd over seeds):",
+            Table(["dataset", "path", "claim", "claimed", "measured", "holds", "note"], claims).text(),
+        ]
+    if probes:
+        text += ["", PROBE_HEADING, *probe_lines(probes)]
+    failed = [r for r in train if not r.ok]
+    if failed:
+        text += ["", f"{len(failed)} run(s) did not finish:"]
+        text += [f"  {r.run_id}: {r.status}: {r.error}" for r in failed]
+    return "\n".join(text)
+
+
+def comparison_text(comparison: Comparison) -> str:
+    """Terminal table: the groups, one line per check, the overall verdict at the end."""
+    lines = [f"tfparity compare: reference {comparison.reference}, margin ±{comparison.margin_pp:g} pp"]
+    for group in comparison.groups:
+        info = comparison.group_info.get(group)
+        extra = f" ({info.ok}/{info.runs} runs ok, source {info.source})" if info is not None else ""
+        mark = "  [reference]" if group == comparison.reference else ""
+        lines.append(f"  group {group}{extra}{mark}")
+    lines.append("")
+    if not comparison.checks:
+        lines.append("(no checks: nothing comparable)")
+    else:
+        rows = [[c.verdict.value, c.name, c.subject, c.summary] for c in comparison.checks]
+        lines.append(Table(["VERDICT", "CHECK", "SUBJECT", "SUMMARY"], rows).text(max_width={2: SUBJECT_WIDTH}))
+    counts = comparison.counts()
+    lines += [
+        "",
+        f"verdict: {comparison.verdict.value} ({counts['PASS']} PASS, {counts['WARN']} WARN, {counts['FAIL']} FAIL)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_json(comparison: Comparison) -> str:
+    return dumps(comparison.to_dict())
+
+
+def history_text(history: History, rows: Sequence[TrendRow]) -> str:
+    """A plain-text trend table for the terminal."""
+    lines = [
+        f"history {history.root}: {len(history.entries)} entries"
+        + (f", {len(history.skipped)} skipped" if history.skipped else "")
+    ]
+    if rows:
+        lines.append(history_table(rows).text())
+    lines += [f"skipped {name}: {why}" for name, why in history.skipped]
+    return "\n".join(lines)
+
+
+def result_text(result: RunResult) -> str:
+    """Human summary of one result file (``tfparity show``)."""
+    spec = result.run_spec
+    lines = [
+        f"run        {result.run_id}",
+        f"status     {result.status}" + (f": {result.error}" if result.error else ""),
+        f"benchmark  {spec.benchmark} on {spec.dataset}, path {spec.path.name}, seed {spec.seed}, "
+        f"{spec.epochs} epochs, batch {spec.batch_size}, input {spec.input}, "
+        f"steps/execution {spec.steps_per_execution}, loop {spec.loop}",
+        f"when       {result.started_utc} -> {result.finished_utc}",
+    ]
+    if result.dataset:
+        d = result.dataset
+        lines.append(
+            f"dataset    {d.name} ({d.source}){' [SYNTHETIC]' if d.synthetic else ''}: "
+            f"{d.n_train - d.n_val} train / {d.n_val} val / {d.n_test} test, sha256 {d.sha256[:16]}…"
+        )
+    lines += _epoch_lines(result) + _measurement_lines(result)
+    if result.log_tail and not result.ok:
+        lines.append("log tail:")
+        lines.extend(f"  {line}" for line in result.log_tail[-15:])
+    return "\n".join(lines)
+
+
+def _epoch_lines(result: RunResult) -> list[str]:
+    lines = []
+    if result.epochs:
+        lines.append("epoch  train loss  train acc  val loss  val acc  time s")
+        for e in result.epochs:
+            val_loss = "-" if e.val_loss is None else f"{e.val_loss:.4f}"
+            val_acc = "-" if e.val_accuracy is None else f"{e.val_accuracy:.4f}"
+            lines.append(
+                f"{e.epoch:>5}  {e.train_loss:>10.4f}  {e.train_accuracy:>9.4f}  {val_loss:>8}  "
+                f"{val_acc:>7}  {e.epoch_time_s:>6.2f}"
+            )
+    if result.test_accuracy is not None:
+        gap = "-" if result.generalization_gap is None else f"{result.generalization_gap:+.4f}"
+        loss = "-" if result.test_loss is None else f"{result.test_loss:.4f}"
+        lines.append(f"test       accuracy {result.test_accuracy:.4f}, loss {loss}; gap (train-val) {gap}; "
+                     f"params {result.params or 0:,}")  # fmt: skip
+    return lines
+
+
+def _measurement_lines(result: RunResult) -> list[str]:
+    lines = []
+    if result.timing:
+        t = result.timing
+        thr = "-" if t.steady_throughput_samples_per_s is None else f"{t.steady_throughput_samples_per_s:,.0f}"
+        p = (
+            "-"
+            if t.step_time_ms_p50 is None
+            else f"{t.step_time_ms_p50:.3f}/{t.step_time_ms_p90:.3f}/{t.step_time_ms_p99:.3f}"
+        )
+        lines.append(f"speed      steady {thr} samples/s; step ms p50/p90/p99 {p}; compile {t.compile_time_s:.2f} s; "
+                     f"warm-up {t.warmup_steps} steps {t.warmup_time_s:.2f} s; train {t.train_time_s:.1f} s; "
+                     f"total {t.total_wall_time_s:.1f} s")  # fmt: skip
+    if result.memory:
+        m = result.memory
+        tf_peak = "-" if m.tf_peak_mb is None else f"{m.tf_peak_mb:.0f} MB"
+        lines.append(f"memory     peak RSS {m.peak_rss_mb:.0f} MB (getrusage {m.ru_maxrss_mb:.0f} MB); "
+                     f"TF allocator peak on {m.tf_device} {tf_peak}")  # fmt: skip
+    if result.evidence:
+        ev = result.evidence
+        lines.append(f"evidence   variables on {ev.variable_device}; policy {ev.dtype_policy}; "
+                     f"jit_compile {ev.jit_compile}; deterministic ops {ev.deterministic_ops}")  # fmt: skip
+    env = result.environment
+    if env:
+        image = (
+            f", image {env.get('container_image')} {str(env.get('image_id') or '')[:19]}"
+            if env.get("container_image")
+            else ""
+        )
+        lines.append(f"env        TF {env.get('tensorflow_version')} ({env.get('backend')}{image}), "
+                     f"{env.get('cpu_model')} x{env.get('cpu_count')}, commit {env.get('git_commit')}")  # fmt: skip
+    return lines

@@ -1,0 +1,64 @@
+"""Named suites (matrices of runs) and their expansion into RunSpecs.
+
+A suite fixes *what varies* (models x datasets x paths x seeds); everything else comes from the
+base RunSpec the user configured (epochs, batch size, input mode, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+from harness.spec import names
+from harness.spec.run_spec import PathSpec, RunSpec
+
+SUITES: dict[str, str] = {
+    "seed": "the seed experiment: baseline, batchnorm, batchnorm_dropout on the chosen path",
+    "paths": "the seed models x precision {fp32, mixed} x XLA {off, on} on the chosen device",
+    "bn": "baseline vs batchnorm only (the overfitting question) on the chosen path",
+}
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A named matrix; ``paths`` of None means "the path of the base spec"."""
+
+    name: str
+    benchmarks: tuple[str, ...]
+    paths: tuple[PathSpec, ...] | None = None
+
+    def expand(self, base: RunSpec, seeds: list[int], datasets: list[str] | None = None) -> list[RunSpec]:
+        """All runs of the suite, ordered seed-major so partial results cover every model early."""
+        datasets = datasets or [base.dataset]
+        paths = self.paths or (base.path,)
+        if not seeds:
+            raise ConfigError("a suite needs at least one seed")
+        return [
+            dataclasses.replace(base, benchmark=benchmark, dataset=dataset, path=path, seed=seed, suite=self.name)
+            for seed in seeds
+            for dataset in datasets
+            for path in paths
+            for benchmark in self.benchmarks
+        ]
+
+
+def get_suite(name: str, device: str = "cpu", mixed_policy: str | None = None) -> SuiteSpec:
+    """The suite of that name for a device (``paths`` spans precision x XLA on it)."""
+    if name == "seed":
+        return SuiteSpec("seed", tuple(names.BENCHMARKS))
+    if name == "bn":
+        return SuiteSpec("bn", ("baseline", "batchnorm"))
+    if name == "paths":
+        paths = tuple(
+            PathSpec(
+                device=device,
+                precision=precision,
+                xla=xla,
+                mixed_policy=mixed_policy if precision == "mixed" else None,
+            )
+            for precision in ("fp32", "mixed")
+            for xla in (False, True)
+        )
+        return SuiteSpec("paths", tuple(names.BENCHMARKS), paths)
+    raise ConfigError(f"suite must be one of {tuple(SUITES)}, got {name!r}")

@@ -1,0 +1,45 @@
+"""Evidence, not intent: what actually ran, read back from TensorFlow and Keras after the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.spec.run_spec import RunSpec
+from harness.store.results import Evidence
+from harness.worker.tf_setup import PathMismatchError
+
+
+def variable_device(model: Any) -> str:
+    """Device string of the first trainable variable, e.g. '/job:localhost/replica:0/task:0/device:CPU:0'."""
+    var = model.trainable_variables[0]
+    value = getattr(var, "value", var)
+    return str(getattr(value, "device", "") or "")
+
+
+def op_determinism_enabled() -> bool:
+    """Read back op determinism (the public API only exposes enable/disable in TF 2.21)."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
+
+
+def collect(tf: Any, model: Any, spec: RunSpec) -> Evidence:
+    """The evidence of a run whose model has been built (and trained or probed)."""
+    import keras
+
+    return Evidence(
+        physical_devices=[d.name for d in tf.config.list_physical_devices()],
+        variable_device=variable_device(model),
+        dtype_policy=keras.mixed_precision.global_policy().name,
+        jit_compile=bool(model.jit_compile),
+        deterministic_ops=op_determinism_enabled(),
+        steps_per_execution=int(getattr(model, "steps_per_execution", spec.steps_per_execution) or 1),
+        training_loop=spec.loop,
+    )
+
+
+def require_match(evidence: Evidence, spec: RunSpec) -> None:
+    """A run whose resolved settings differ from the request is an error, not a quiet success."""
+    problems = evidence.mismatches(spec)
+    if problems:
+        raise PathMismatchError("the path that ran is not the path asked for: " + "; ".join(problems))

@@ -1,0 +1,167 @@
+"""Regression gates against a baseline: syntax, noise awareness, thresholds, pairing of groups."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.analysis import regress
+from harness.analysis.checks import Check
+from harness.analysis.compare import compare_results
+from harness.analysis.regress import Gate, parse_gate, parse_gates, regression_checks
+from harness.analysis.samples import label_runs
+from harness.errors import CompareError, GateError, UserError
+from harness.store.results import RunResult
+from tests.factories import BF16, CPU, result
+
+ACCS = [0.920, 0.905, 0.931, 0.912, 0.925, 0.918]
+
+
+@pytest.mark.parametrize("text, metric, threshold, unit", [
+    ("throughput:-5%", "throughput", 5.0, "%"),
+    ("throughput:5%", "throughput", 5.0, "%"),
+    ("step_time_p50:+5%", "step_time_p50", 5.0, "%"),
+    ("peak_rss:+10%", "peak_rss", 10.0, "%"),
+    ("compile_time:20%", "compile_time", 20.0, "%"),
+    ("test_accuracy:-0.5pp", "test_accuracy", 0.5, "pp"),
+    (" val_accuracy : -1 pp ", "val_accuracy", 1.0, "pp"),
+    ("throughput:-0%", "throughput", 0.0, "%"),
+])  # fmt: skip
+def test_parse_valid_gates(text: str, metric: str, threshold: float, unit: str) -> None:
+    gate = parse_gate(text)
+    assert (gate.metric, gate.threshold, gate.unit) == (metric, threshold, unit)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("throughput:5", "expected METRIC:[+-]NUMBER UNIT"),
+    ("throughput", "expected METRIC:[+-]NUMBER UNIT"),
+    ("throughput:-five%", "expected METRIC:[+-]NUMBER UNIT"),
+    ("speed:-5%", "unknown metric 'speed'; valid metrics are"),
+    ("throughput:-5pp", "throughput is gated in '%', got 'pp'"),
+    ("test_accuracy:-0.5%", "test_accuracy is gated in 'pp', got '%'"),
+    ("throughput:+5%", "throughput gets worse when it falls; write throughput:-5%"),
+    ("step_time_p50:-5%", "step_time_p50 gets worse when it rises; write step_time_p50:+5%"),
+])  # fmt: skip
+def test_parse_bad_gates_quote_the_value(text: str, message: str) -> None:
+    with pytest.raises(GateError) as exc:
+        parse_gate(text)
+    assert message in str(exc.value)
+    assert repr(text) in str(exc.value)
+    assert isinstance(exc.value, UserError)
+
+
+def test_metric_gated_twice_is_refused() -> None:
+    with pytest.raises(GateError, match="gated more than once"):
+        parse_gates(["throughput:-5%", "throughput:-3%"])
+    assert str(Gate("step_time_p50", 5.0, "%")) == "step_time_p50:+5%"
+
+
+def _runs(
+    step_ms: list[float], *, sd: float, n_steps: int = 400, accs: list[float] | None = None, rng_offset: int = 0
+) -> list[RunResult]:
+    """One cpu-fp32 run per seed; ``rng_offset`` draws other step-time noise than offset 0 does."""
+    accs = accs or ACCS[: len(step_ms)]
+    return [result(path=CPU, seed=seed, test_acc=acc, step_ms=ms, step_sd_frac=sd, n_steps=n_steps,
+                   rng_seed=seed * 1000 + rng_offset)
+            for seed, (ms, acc) in enumerate(zip(step_ms, accs, strict=True))]  # fmt: skip
+
+
+def _check(current: list[RunResult], baseline: list[RunResult], gate: str = "throughput:-5%") -> Check:
+    (check,) = regression_checks(label_runs(current), baseline, [parse_gate(gate)])
+    return check
+
+
+def test_five_percent_drop_inside_step_noise_is_not_flagged() -> None:
+    # Very noisy steps (SD ~50 %), 60 steady samples: the same draws 5.3 % slower are beyond the
+    # gate, but the U test cannot separate them from noise.
+    check = _check(_runs([2.5 / 0.947], sd=0.5, n_steps=160), _runs([2.5], sd=0.5, n_steps=160))
+    assert check.details["change"] == pytest.approx(-5.3, abs=0.01)
+    assert check.details["mannwhitney_p"] >= 0.05
+    assert check.details["beyond_threshold"] is True and check.details["outside_noise"] is False
+    assert check.details["regression"] is False and check.verdict == "PASS"
+    # The same 5.3 % drop on quiet steps (SD 2 %) is outside noise: a regression.
+    quiet = _check(_runs([2.5 / 0.947], sd=0.02, n_steps=160), _runs([2.5], sd=0.02, n_steps=160))
+    assert quiet.verdict == "FAIL" and quiet.details["change"] == pytest.approx(-5.3, abs=0.01)
+
+
+def test_five_percent_drop_inside_run_to_run_noise_is_not_flagged() -> None:
+    # Steps are tight within a run, but run medians spread by 12 %: a 6 % drop is inside that.
+    baseline = _runs([2.4, 2.55, 2.7], sd=0.01)
+    current = _runs([2.4 * 1.064, 2.55 * 1.064, 2.7 * 1.064], sd=0.01, rng_offset=1)
+    check = _check(current, baseline)
+    assert check.details["change"] < -5.0 and check.details["mannwhitney_p"] < 0.05
+    assert check.details["run_noise_frac"] > 0.1
+    assert check.details["regression"] is False and check.verdict == "PASS"
+
+
+def test_real_throughput_drop_outside_noise_is_flagged() -> None:
+    baseline = _runs([2.5, 2.51, 2.49], sd=0.02)
+    current = _runs([2.5 * 1.09, 2.51 * 1.09, 2.49 * 1.09], sd=0.02, rng_offset=1)
+    check = _check(current, baseline)
+    assert check.verdict == "FAIL" and check.details["regression"] is True
+    assert check.details["change"] == pytest.approx(100 * (1 / 1.09 - 1), abs=0.5)
+    # The same drop under a looser gate is significant but not a regression.
+    loose = _check(current, baseline, "throughput:-10%")
+    assert loose.verdict == "PASS" and loose.details["outside_noise"] is True
+    assert loose.details["beyond_threshold"] is False
+    # Step time gate sees the same change from the other side.
+    step = _check(current, baseline, "step_time_p50:+5%")
+    assert step.verdict == "FAIL" and step.details["change"] == pytest.approx(9.0, abs=0.5)
+
+
+def test_improvement_is_not_a_regression() -> None:
+    check = _check(_runs([2.0, 2.01, 1.99], sd=0.02, rng_offset=1), _runs([2.5, 2.51, 2.49], sd=0.02))
+    assert check.verdict == "PASS" and check.details["change"] > 20
+
+
+def test_accuracy_regression_needs_seeds_outside_noise() -> None:
+    baseline = _runs([2.5] * 6, sd=0.02, accs=ACCS)
+    worse = _runs([2.5] * 6, sd=0.02, accs=[a - 0.02 for a in ACCS], rng_offset=1)
+    check = _check(worse, baseline, "test_accuracy:-0.5pp")
+    assert check.verdict == "FAIL" and check.details["change"] == pytest.approx(-2.0)
+    assert check.details["mannwhitney_p"] < 0.05
+    # A 1 pp drop in mean over seeds that spread 2.6 pp is inside seed noise: not flagged.
+    noisy = _runs([2.5] * 6, sd=0.02, accs=[a - 0.01 for a in ACCS], rng_offset=1)
+    inside = _check(noisy, baseline, "test_accuracy:-0.5pp")
+    assert inside.details["beyond_threshold"] is True
+    assert inside.verdict == "PASS" and inside.details["mannwhitney_p"] >= 0.05
+
+
+def test_memory_and_compile_time_gates() -> None:
+    baseline = [result(path=CPU, seed=s, peak_rss_mb=1000.0 + s) for s in range(4)]
+    current = [result(path=CPU, seed=s, peak_rss_mb=1300.0 + s) for s in range(4)]
+    check = _check(current, baseline, "peak_rss:+10%")
+    assert check.verdict == "FAIL" and check.details["change"] == pytest.approx(30.0, abs=0.5)
+    compile_check = _check(current, baseline, "compile_time:+10%")
+    assert compile_check.verdict == "PASS" and compile_check.details["change"] == 0.0  # identical compile times
+
+
+def test_baseline_with_other_hyperparameters_is_refused() -> None:
+    current = label_runs([result(path=CPU)])
+    with pytest.raises(
+        CompareError, match=r"hyperparameters differ from the baseline: batch_size 64 \(baseline\) vs 32"
+    ):
+        regression_checks(current, [result(path=CPU, batch_size=64)], regress.default_gates())
+    with pytest.raises(CompareError, match="fingerprint"):
+        regression_checks(current, [result(path=CPU, sha="cd" * 32)], regress.default_gates())
+
+
+def test_group_missing_from_baseline_warns() -> None:
+    checks = regression_checks(label_runs([result(path=BF16)]), [result(path=CPU)], regress.default_gates())
+    assert [(c.verdict, c.subject) for c in checks] == [("WARN", "batchnorm/mnist-5k: cpu-mixed_bfloat16 vs baseline")]
+    assert "gate" not in checks[0].details  # nothing was measured
+
+
+def test_compare_results_includes_regressions() -> None:
+    baseline = _runs([2.5, 2.51, 2.49], sd=0.02)
+    current = _runs([2.5 * 1.09, 2.51 * 1.09, 2.49 * 1.09], sd=0.02, rng_offset=1)
+    comp = compare_results(current, baseline=baseline, gates=[parse_gate("throughput:-5%")])
+    (reg,) = comp.checks_named("regression")
+    assert reg.verdict == "FAIL" and reg.details["gate"] == "throughput:-5%" and comp.verdict == "FAIL"
+
+
+def test_baseline_with_other_source_labels_pairs_by_path() -> None:
+    baseline = _runs([2.5, 2.51, 2.49], sd=0.02)
+    current = _runs([2.5 * 1.09, 2.51 * 1.09, 2.49 * 1.09], sd=0.02, rng_offset=1)
+    (check,) = regression_checks(label_runs(current, ["fp32"] * 3), baseline, [parse_gate("throughput:-5%")],
+                                 baseline_sources=["nightly"] * 3)  # fmt: skip
+    assert check.verdict == "FAIL" and check.details["regression"] is True

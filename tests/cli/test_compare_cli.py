@@ -1,0 +1,106 @@
+"""`tfparity compare` as the CLI runs it (parser + command, in process): exit codes, JSON, sources, baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import compare
+from harness.cli.main import build_parser
+from harness.errors import UserError
+from harness.store.results import RunResult, load_result, write_result
+from tests.factories import BF16, CPU, result, seeds, write
+
+BASE_ACCS = [0.920, 0.905, 0.931, 0.912, 0.925, 0.918]
+
+
+def _cli(argv: list[str]) -> int:
+    """Parse as ``tfparity compare ARGV`` does and run the command (user errors raise, as main() sees them)."""
+    return compare.run(build_parser().parse_args(["compare", *argv]))
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return data
+
+
+def _runs(step_ms: list[float], rng_offset: int = 0) -> list[RunResult]:
+    return [result(path=CPU, seed=s, test_acc=BASE_ACCS[s], step_ms=ms, rng_seed=s * 1000 + rng_offset)
+            for s, ms in enumerate(step_ms)]  # fmt: skip
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(seeds(CPU, BASE_ACCS) + seeds(BF16, [a + 0.001 for a in BASE_ACCS]), tmp_path / "ok")
+    assert _cli([str(tmp_path / "ok")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split()[:2] in (["verdict:", "PASS"], ["verdict:", "WARN"])
+    assert _cli([str(tmp_path / "ok"), "--json"]) == 0
+    data = _json(capsys)
+    assert data["verdict"] in ("PASS", "WARN")
+    write(seeds(CPU, BASE_ACCS) + seeds(BF16, [a - 0.03 for a in BASE_ACCS]), tmp_path / "bad")
+    assert _cli([str(tmp_path / "bad"), "--json"]) == 1
+    data = _json(capsys)
+    assert data["verdict"] == "FAIL" and data["counts"]["FAIL"] >= 1
+
+
+def test_cli_local_vs_docker_directories(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write([result(seed=0, backend="local")], tmp_path / "a")
+    write([result(seed=0, backend="docker")], tmp_path / "b")
+    assert _cli([str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
+    assert _json(capsys)["groups"] == ["local:cpu-fp32", "docker:cpu-fp32"]
+    # Same backend in both directories: labelled by directory name.
+    write([result(seed=0)], tmp_path / "c")
+    assert _cli([str(tmp_path / "a"), str(tmp_path / "c"), "--json"]) == 0
+    assert _json(capsys)["groups"] == ["a:cpu-fp32", "c:cpu-fp32"]
+    # Round trip through the file format keeps everything compare needs.
+    path = next((tmp_path / "a").glob("*.json"))
+    assert load_result(path).timing.step_time_ms == result(seed=0).timing.step_time_ms
+
+
+def test_cli_one_directory_with_local_and_docker_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for backend in ("local", "docker"):
+        r = result(seed=0, backend=backend)
+        write_result(r, mixed / f"{r.run_id}-{backend}.json")  # one spec, two backends: two files
+    assert _cli([str(mixed), "--json"]) == 0
+    data = _json(capsys)
+    assert sorted(data["groups"]) == ["docker:cpu-fp32", "local:cpu-fp32"]
+    assert data["verdict"] == "PASS"
+
+
+def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    r = str(write([result(seed=0)], tmp_path / "r"))
+    with pytest.raises(SystemExit) as exc:  # a bad gate is refused by argparse: one line, exit 2
+        _cli([r, "--baseline", r, "--gate", "throughput:5"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "bad gate 'throughput:5'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(UserError, match="--gate needs --baseline"):
+        _cli([r, "--gate", "throughput:-5%"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no result files found"):
+        _cli([str(tmp_path / "empty")])
+    with pytest.raises(UserError, match="unknown reference"):
+        _cli([r, "--reference", "nope"])
+
+
+def test_cli_baseline_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = str(write(_runs([2.5, 2.51, 2.49]), tmp_path / "base"))
+    same = str(write(_runs([2.5, 2.51, 2.49], rng_offset=1), tmp_path / "same"))
+    slow = str(write(_runs([2.5 * 1.09, 2.51 * 1.09, 2.49 * 1.09], rng_offset=1), tmp_path / "slow"))
+    gates = ["--gate", "throughput:-5%", "--gate", "test_accuracy:-0.5pp"]
+
+    def regressions() -> dict[str, bool]:
+        checks = _json(capsys)["checks"]
+        return {c["details"]["metric"]: c["details"]["regression"] for c in checks if c["name"] == "regression"}
+
+    assert _cli([same, "--baseline", base, *gates, "--json"]) == 0
+    assert regressions() == {"throughput": False, "test_accuracy": False}
+    assert _cli([slow, "--baseline", base, *gates, "--json"]) == 1
+    assert regressions() == {"throughput": True, "test_accuracy": False}
+    # Default gates when --baseline has no --gate: throughput -5 % and test accuracy -margin.
+    assert _cli([slow, "--baseline", base, "--json"]) == 1
+    assert regressions() == {"throughput": True, "test_accuracy": False}

@@ -1,0 +1,174 @@
+"""The numerics probe on real TensorFlow: fp32 agrees with float64, injected differences are named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from harness import data  # noqa: E402
+from harness.spec.run_spec import PathSpec, RunSpec  # noqa: E402
+from harness.worker import probe  # noqa: E402
+from harness.worker.models import build_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return data.load("mnist-5k")
+
+
+@pytest.fixture(autouse=True)
+def _policy():
+    """Every test leaves the global dtype policy as it found it (the worker sets it per run)."""
+    before = keras.mixed_precision.global_policy().name
+    yield
+    keras.mixed_precision.set_global_policy(before)
+
+
+def _probe(spec: RunSpec, dataset) -> dict:
+    keras.mixed_precision.set_global_policy(spec.path.policy)
+    return probe.probe_payload(spec, dataset)
+
+
+def _model_and_reference(dataset, benchmark: str = "batchnorm", seed: int = 0):
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(seed)
+    model = build_model(RunSpec(benchmark=benchmark, seed=seed), compile_model=False)
+    reference = probe.clone_with_dtype(model, "float64")
+    x, y = probe.fixed_batch(dataset, 32)
+    return model, reference, x, y
+
+
+def test_fp32_probe_passes_and_is_json(dataset):
+    payload = _probe(RunSpec(benchmark="batchnorm_dropout", seed=1), dataset)
+    assert payload["passed"] is True, payload["first_divergent_layer"]
+    assert payload["first_divergent_layer"] is None
+    names = [layer["name"] for layer in payload["layers"]]
+    assert names == [
+        "dense_1",
+        "bn_1",
+        "relu_1",
+        "dropout_1",
+        "dense_2",
+        "bn_2",
+        "relu_2",
+        "dropout_2",
+        "logits",
+        "softmax",
+    ]
+    assert payload["compute_dtype"] == "float32"
+    # float32 vs float64: errors of a few float32 epsilons, far inside the tolerance.
+    worst = max(layer["activation_rel_err"] for layer in payload["layers"])
+    assert 0 < worst < 1e-6
+    assert payload["loss"] == pytest.approx(payload["loss_float64"], rel=1e-6)
+    json.dumps(payload, allow_nan=False)  # what the worker stores in RunResult.extra["probe"]
+
+
+def test_same_initial_weights_and_batch_across_policies(dataset):
+    fp32 = _probe(RunSpec(seed=3), dataset)
+    bf16 = _probe(RunSpec(seed=3, path=PathSpec(precision="mixed")), dataset)
+    other_seed = _probe(RunSpec(seed=4), dataset)
+    assert fp32["initial_weights_sha256"] == bf16["initial_weights_sha256"]
+    assert fp32["batch_sha256"] == bf16["batch_sha256"]
+    assert other_seed["initial_weights_sha256"] != fp32["initial_weights_sha256"]
+    # bfloat16 passes with its own tolerances ...
+    assert bf16["compute_dtype"] == "bfloat16" and bf16["passed"] is True
+    assert {layer["dtype"] for layer in bf16["layers"]} == {"bfloat16", "float32"}
+    # ... and its errors are orders of magnitude above float32's.
+    assert bf16["logits_rel_err"] > 100 * fp32["logits_rel_err"]
+
+
+def test_dtype_aware_tolerance_bf16_fails_float32_tolerance(dataset):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(0)
+    model = build_model(RunSpec(seed=0, path=PathSpec(precision="mixed")), compile_model=False)
+    reference = probe.clone_with_dtype(model, "float64")
+    x, y = probe.fixed_batch(dataset, 32)
+    as_bf16 = probe.compare_models(model, reference, x, y)
+    as_fp32 = probe.compare_models(model, reference, x, y, compute_dtype="float32")
+    assert as_bf16["passed"] is True
+    assert as_fp32["passed"] is False and as_fp32["first_divergent_layer"] == "dense_1"
+
+
+@pytest.mark.parametrize("layer", ["bn_1", "dense_2", "logits"])
+def test_perturbed_layer_weights_are_named(dataset, layer):
+    model, reference, x, y = _model_and_reference(dataset)
+    target = model.get_layer(layer)
+    weights = target.get_weights()
+    weights[0] = weights[0] * (1.0 + 1e-3)  # a 0.1 % change of the kernel / gamma
+    target.set_weights(weights)
+    payload = probe.compare_models(model, reference, x, y)
+    assert payload["passed"] is False
+    assert payload["first_divergent_layer"] == layer
+    assert payload["divergence"] == "activation"
+    by_name = {entry["name"]: entry for entry in payload["layers"]}
+    upstream = [entry for entry in payload["layers"]][: [e["name"] for e in payload["layers"]].index(layer)]
+    assert all(entry["activation_ok"] for entry in upstream)
+    assert not by_name[layer]["activation_ok"]
+
+
+def test_one_layer_in_float16_is_named(dataset):
+    model, reference, x, y = _model_and_reference(dataset, benchmark="baseline")
+    mixed = probe.clone_with_dtype(model, "float32", overrides={"dense_2": "float16"})
+    payload = probe.compare_models(mixed, reference, x, y)
+    assert payload["first_divergent_layer"] == "dense_2"
+    layers = {entry["name"]: entry for entry in payload["layers"]}
+    assert layers["dense_2"]["dtype"] == "float16"
+    assert layers["dense_1"]["activation_ok"] and not layers["dense_2"]["activation_ok"]
+    # The unmodified clone agrees: the injection, not the cloning, made the difference.
+    clean = probe.compare_models(probe.clone_with_dtype(model, "float32"), reference, x, y)
+    assert clean["passed"] is True
+
+
+def test_gradient_only_divergence_is_named_backward(dataset):
+    """A layer whose forward pass is exact but whose backward pass is off (a ReLU with a gradient
+    scaled by 1.01) is named by the backward scan: every activation agrees, its input and weight
+    gradients are the first to depart going backward."""
+    import tensorflow as tf
+
+    class SkewedGradRelu(keras.layers.Layer):
+        def call(self, inputs):
+            @tf.custom_gradient
+            def relu(v):
+                def grad(dy):
+                    return dy * tf.cast(v > 0, dy.dtype) * tf.cast(1.01, dy.dtype)
+
+                return tf.nn.relu(v), grad
+
+            return relu(inputs)
+
+    model, reference, x, y = _model_and_reference(dataset, benchmark="baseline")
+
+    def clone(layer):
+        if layer.name == "relu_2":
+            return SkewedGradRelu(name="relu_2", dtype=layer.dtype_policy)
+        return layer.__class__.from_config(layer.get_config())
+
+    skewed = keras.models.clone_model(model, clone_function=clone)
+    skewed.set_weights(model.get_weights())
+    payload = probe.compare_models(skewed, reference, x, y)
+    layers = {entry["name"]: entry for entry in payload["layers"]}
+    assert all(entry["activation_ok"] for entry in payload["layers"])
+    assert payload["first_divergent_layer"] == "relu_2"
+    assert payload["divergence"] == "gradient"
+    assert layers["relu_2"]["input_grad_rel_err"] == pytest.approx(0.01, rel=0.05)
+    assert layers["relu_2"]["output_grad_rel_err"] < 1e-6  # the layers after it are exact
+    assert layers["logits"]["gradient_ok"] and not layers["dense_2"]["gradient_ok"]
+
+
+def test_unknown_override_and_dtype_are_refused(dataset):
+    model, _reference, _x, _y = _model_and_reference(dataset, benchmark="baseline")
+    with pytest.raises(ValueError, match=r"no layer\(s\) \['bn_9'\]"):
+        probe.clone_with_dtype(model, "float32", overrides={"bn_9": "float16"})
+    with pytest.raises(ValueError, match="no probe tolerance for compute dtype 'int8'"):
+        probe.tolerances("int8")
+
+
+@pytest.mark.slow
+def test_xla_fp32_probe_passes(dataset):
+    payload = _probe(RunSpec(seed=0, path=PathSpec(xla=True), deterministic=False), dataset)
+    assert payload["jit_compile"] is True
+    assert payload["passed"] is True
