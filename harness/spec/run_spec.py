@@ -148,9 +148,18 @@ class RunSpec:
 
     @property
     def execution(self) -> str:
-        """How the training loop ran: not part of the experiment, but never averaged together."""
+        """How the training loop ran: not part of the experiment, but never averaged together.
+
+        Op determinism is part of it because on CPU it is a numerical path of its own (TF-FACTS:
+        the same seeded run gives other weights with and without ``enable_op_determinism()``).
+        It is named only when it differs from the automatic setting (on, off for XLA): the
+        ``seed`` preset's TF defaults read ``numpy,spe1,det-off``, while the labels of runs that
+        leave it automatic (and so history series across nights) stay as they were.
+        """
         loop = "" if self.loop == "fit" else f",{self.loop}"
-        return f"{self.input},spe{self.steps_per_execution}{loop}"
+        # The automatic setting is on without XLA, off with it; on with XLA is refused above.
+        det = ",det-off" if not (self.deterministic_ops or self.path.xla) else ""
+        return f"{self.input},spe{self.steps_per_execution}{loop}{det}"
 
     @property
     def run_id(self) -> str:
