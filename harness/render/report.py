@@ -119,22 +119,22 @@ def answer_sentence(a: GapAnswer) -> str:
             f"larger on {', '.join(a.no)}"
         )
     else:
-        text = f"{a.dataset}: **Not established** — {undecided_text(a)}"
+        text = f"{a.dataset}: **Not established** {undecided_text(a)}"
         if a.yes:
             text += f"; smaller beyond seed noise on {', '.join(a.yes)}"
         return text + suffix + "."
     if a.undecided:
-        text += f"; {undecided_text(a)}"
+        text += f"; not established {undecided_text(a)}"
     return text + suffix + "."
 
 
 def undecided_text(a: GapAnswer) -> str:
-    """The paths the seeds do not decide: how many seeds there are, how many are needed, where it leans."""
+    """``with N seed(s); need M (on PATHS)``: the paths the seeds do not decide, and where the mean leans."""
     seeds = f"{a.n_seeds} seed" + ("" if a.n_seeds == 1 else "s")
     need = f"need {a.seeds_needed}" if a.seeds_needed is not None else "the difference is too small to establish"
-    text = f"not established with {seeds}; {need} (on {', '.join(a.undecided)})"
+    text = f"with {seeds}; {need} (on {', '.join(a.undecided)})"
     if a.leaning_yes:
-        text += f"; the mean gap is smaller on {', '.join(a.leaning_yes)}, within seed noise"
+        text += f"; the mean gap is smaller on {', '.join(a.leaning_yes)}, but within seed noise"
     return text
 
 
