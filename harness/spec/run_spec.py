@@ -132,6 +132,12 @@ class RunSpec:
             return not self.path.xla
         return self.deterministic
 
+    def split_too_small(self, n_train: int, n_val: int) -> bool:
+        """Whether ``n_train`` training samples or (with a validation split) ``n_val`` validation samples
+        are fewer than one batch: the rule ``tfparity run`` refuses a plan by, and the seed's claims
+        exclude a recorded run by (a run that trains on 4 samples answers nothing)."""
+        return n_train < self.batch_size or (self.validation_split > 0 and n_val < self.batch_size)
+
     @property
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that must match for two runs to be comparable (everything but path and seed)."""
