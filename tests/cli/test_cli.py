@@ -64,7 +64,11 @@ def test_show_says_what_a_limited_run_trained_on(tmp_path: Path) -> None:
 
 
 def test_offline_mnist_with_missing_data_dir_is_one_line(tmp_path: Path) -> None:
-    # HOME points at an empty directory so no cached Keras download can be found.
+    # HOME points at an empty directory so no cached Keras download can be found, and a dead proxy
+    # makes the machine offline for Keras's download whether or not it has internet.
+    dead = "http://127.0.0.1:9"
+    offline = {"https_proxy": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "HTTP_PROXY": dead, "no_proxy": "",
+               "NO_PROXY": ""}  # fmt: skip
     proc = tfparity(
         "run",
         "--model",
@@ -74,13 +78,14 @@ def test_offline_mnist_with_missing_data_dir_is_one_line(tmp_path: Path) -> None
         "--data-dir",
         "/nonexistent",
         "--results-dir",
-        str(tmp_path),
-        env={"HOME": str(tmp_path / "home"), "KERAS_HOME": str(tmp_path / "k")},
+        str(tmp_path / "r"),
+        env={"HOME": str(tmp_path / "home"), "KERAS_HOME": str(tmp_path / "k"), **offline},
     )
-    if proc.returncode == 0:  # pragma: no cover - a machine with internet downloaded MNIST
-        pytest.skip("MNIST was downloadable here; the offline path is covered in tests/data")
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "mnist-5k" in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    # Exactly one line: no TensorFlow/absl start-up lines before it.
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("tfparity: error:"), proc.stderr
+    assert "mnist-5k" in proc.stderr
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow
