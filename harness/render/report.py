@@ -130,6 +130,8 @@ def answer_sentence(a: GapAnswer) -> str:
 
 def undecided_text(a: GapAnswer) -> str:
     """``with N seed(s); need M (on PATHS)``: the paths the seeds do not decide, and where the mean leans."""
+    if a.n_seeds == 0:  # baseline and batchnorm ran on different seeds: nothing to pair
+        return f"(on {', '.join(a.undecided)}): no seed ran both models; run both on the same seeds"
     seeds = f"{a.n_seeds} seed" + ("" if a.n_seeds == 1 else "s")
     need = f"need {a.seeds_needed}" if a.seeds_needed is not None else "the difference is too small to establish"
     text = f"with {seeds}; {need} (on {', '.join(a.undecided)})"

@@ -154,3 +154,10 @@ def test_other_data_is_flagged_in_the_answer(dataset: str) -> None:
     assert answer.flags == [expected[dataset]]
     real = seed_claims(label_runs([_run(b, CPU, 0, 0.99, 0.93) for b in ("baseline", "batchnorm")]))
     assert not any(c.synthetic for c in real) and bn_gap_answers(real)[0].flags == []
+
+
+def test_models_run_on_different_seeds_cannot_be_paired() -> None:
+    gap = _claims([_run("baseline", CPU, 0, 0.99, 0.93), _run("batchnorm", CPU, 1, 0.99, 0.95)])[("cpu-fp32", BN_GAP)]
+    assert (gap.decision, gap.n_seeds, gap.seeds_needed) == (INCONCLUSIVE, 0, None)
+    (answer,) = bn_gap_answers([gap])
+    assert (answer.answer, answer.n_seeds, answer.seeds_needed) == ("not established", 0, None)
