@@ -18,7 +18,10 @@ ASSUMED_SEED_SD_PP = 1.5
 DEFAULT_MARGIN_PP = 1.0
 DEFAULT_CURVE_TOL_PP = 2.0
 DEFAULT_LOSS_TOL_REL = 0.10
-CURVE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+# Each curve metric with its unit, as data: accuracies are compared in percentage points against
+# curve_tol_pp, losses relative to the reference's loss (never decided by reading the name).
+CURVE_UNITS = {"train_loss": "loss", "train_accuracy": "pp", "val_loss": "loss", "val_accuracy": "pp"}
+CURVE_METRICS = tuple(CURVE_UNITS)
 
 
 def identical_outcomes(a: Any, b: Any) -> bool:
@@ -176,7 +179,7 @@ def check_curves(subject: str, g: list[Run], r: list[Run], tol_pp: float, loss_t
             va, vb = cg[metric][i], cr[metric][i]
             if va is None or vb is None:
                 continue
-            if metric.endswith("accuracy"):
+            if CURVE_UNITS[metric] == "pp":
                 diff, tol = 100.0 * (va - vb), tol_pp
             else:
                 diff, tol = va - vb, loss_tol_rel * max(abs(vb), 1e-12)
@@ -184,7 +187,7 @@ def check_curves(subject: str, g: list[Run], r: list[Run], tol_pp: float, loss_t
             if abs(diff) > tol and (first_part is None or epoch < first_part[0]):
                 first_part = (epoch, metric, diff, tol)
         if diffs:
-            per_metric[metric] = {"max_abs_diff": max(diffs), "unit": "pp" if metric.endswith("accuracy") else "loss"}
+            per_metric[metric] = {"max_abs_diff": max(diffs), "unit": CURVE_UNITS[metric]}
     if not per_metric:
         return None
     details = {
@@ -210,7 +213,7 @@ def check_curves(subject: str, g: list[Run], r: list[Run], tol_pp: float, loss_t
             details,
         )
     epoch, metric, diff, tol = first_part
-    unit = " pp" if metric.endswith("accuracy") else ""
+    unit = " pp" if CURVE_UNITS[metric] == "pp" else ""
     return Check(
         "curves",
         Verdict.WARN,

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.analysis import agreement, integrity, numerics, performance, regress
+from harness.analysis import agreement, coverage, integrity, numerics, performance, regress
 from harness.analysis.checks import Check, Comparison, GroupInfo, Verdict
 from harness.analysis.samples import Run, groups_of, label_runs
 from harness.errors import CompareError
@@ -101,8 +101,15 @@ def validate_units(runs: list[Run]) -> None:
                 )
 
 
-def plan_pairs(train: list[Run], groups: list[str], reference: str) -> tuple[list[Pair], list[Check]]:
-    """Which groups are compared with which, per benchmark/dataset; and the comparisons that cannot be made."""
+def plan_pairs(
+    train: list[Run], groups: list[str], reference: str, runs: Sequence[Run] = ()
+) -> tuple[list[Pair], list[Check]]:
+    """Which groups are compared with which, per benchmark/dataset; and what is not compared, and why.
+
+    ``runs`` (every run, any status) lets the coverage warnings say exactly what was missing: a
+    benchmark/dataset the reference never ran, one whose reference runs all failed, or one that a
+    group never ran although the reference did.
+    """
     pairs: list[Pair] = []
     missing: list[Check] = []
     units: dict[tuple[str, str], dict[str, list[Run]]] = {}
@@ -110,15 +117,7 @@ def plan_pairs(train: list[Run], groups: list[str], reference: str) -> tuple[lis
         units.setdefault(run.unit, {}).setdefault(run.group, []).append(run)
     for unit, by_group in units.items():
         if reference not in by_group:
-            missing.append(
-                Check(
-                    "accuracy-equivalence",
-                    Verdict.WARN,
-                    f"{unit[0]}/{unit[1]}",
-                    f"no successful runs of the reference {reference!r}: groups {sorted(by_group)} were not compared",
-                    {"groups": sorted(by_group)},
-                )
-            )
+            missing.append(coverage.reference_missing(unit, sorted(by_group), reference, runs))
             continue
         present = [g for g in groups if g in by_group]
         pairs += [
@@ -131,7 +130,8 @@ def plan_pairs(train: list[Run], groups: list[str], reference: str) -> tuple[lis
             elif pair_or_missing is not None:
                 missing.append(pair_or_missing)
         pairs += _device_pairs(unit, by_group, present, reference)
-    return pairs, missing
+    covered = [unit for unit, by_group in units.items() if reference in by_group]
+    return pairs, missing + coverage.units_missing(covered, groups, reference, runs)
 
 
 def _sibling_pair(
@@ -237,18 +237,22 @@ def compare_results(
 
     ``sources`` gives the source of each result (default: its backend). ``baseline``/``gates`` add
     the regression checks of :mod:`harness.analysis.regress`. Raises :class:`CompareError` for
-    results that cannot be compared.
+    results that cannot be compared: none, one result given twice, groups without a dataset in
+    common with the reference, different data or hyperparameters. A comparison in which no two
+    groups (nor a baseline) were compared carries a WARN saying so, so its verdict is never PASS.
     """
     if not results:
         raise CompareError("no results to compare")
+    coverage.refuse_same_results(results)
     tol = tolerances or Tolerances()
     runs = label_runs(results, sources)
     groups = groups_of(runs)
     ref = resolve_reference(runs, groups, reference)
+    coverage.refuse_disjoint_datasets(runs, groups, ref)
     validate_units(runs)
     train = [x for x in runs if x.result.ok and x.spec.mode == "train"]
     probes = [x for x in runs if x.result.ok and x.spec.mode == "probe"]
-    pairs, checks = plan_pairs(train, groups, ref)
+    pairs, checks = plan_pairs(train, groups, ref, runs)
     checks = integrity.check_status(runs) + checks
     for pair in pairs:
         checks += CHECKS[pair.kind](pair, tol)
@@ -262,6 +266,8 @@ def compare_results(
         checks += regress.regression_checks(
             runs, baseline, gates or regress.default_gates(tol.margin_pp), baseline_sources=baseline_sources
         )
+    elif not pairs and not coverage.probe_pairs(probes, ref):
+        checks.append(coverage.nothing_compared(groups))
     return Comparison(
         reference=ref,
         groups=groups,

@@ -67,11 +67,35 @@ def seeds_needed(
         return 2
     beta = 1.0 - power
     tail = beta / 2 if true_diff == 0 else beta
+    return _smallest_n(margin - abs(true_diff), sd, paired, 1 - alpha, 1 - tail)
+
+
+def seeds_to_detect(
+    sd: float, effect: float, *, paired: bool = True, alpha: float = ALPHA, power: float = 0.8
+) -> int | None:
+    """Seeds for a two-sided t test at ``alpha`` (a 95 % CI that excludes 0) to detect a true
+    difference of ``effect`` with the given power.
+
+    The same t-approximation as :func:`seeds_needed`: the smallest n with
+    ``|effect| / se(n) >= t(1-alpha/2, df) + t(power, df)``. ``paired=True`` is also the
+    one-sample case (a mean against a fixed threshold: ``se = sd/sqrt(n)``). Returns None when
+    ``effect`` is 0 (no number of seeds detects nothing) or needs more than
+    ``MAX_SEEDS_ESTIMATE`` seeds.
+    """
+    if effect == 0:
+        return None
+    if sd <= 0:
+        return 2
+    return _smallest_n(abs(effect), sd, paired, 1 - alpha / 2, power)
+
+
+def _smallest_n(distance: float, sd: float, paired: bool, first: float, second: float) -> int | None:
+    """The smallest n (>= 2) with ``distance / se(n) >= t(first, df) + t(second, df)``; None above the cap."""
     for n in range(2, MAX_SEEDS_ESTIMATE + 1):
         df = n - 1 if paired else 2 * n - 2
         se = sd / math.sqrt(n) if paired else sd * math.sqrt(2.0 / n)
-        needed = float(stats.t.ppf(1 - alpha, df) + stats.t.ppf(1 - tail, df))
-        if (margin - abs(true_diff)) / se >= needed:
+        needed = float(stats.t.ppf(first, df) + stats.t.ppf(second, df))
+        if distance / se >= needed:
             return n
     return None
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from harness.analysis.checks import Check, Verdict, fmt
-from harness.analysis.samples import Run, metric_vector
+from harness.analysis.samples import Run
 from harness.store.results import RunResult
 
 
@@ -34,66 +35,75 @@ def _env_signature(result: RunResult) -> str:
     return json.dumps({k: env.get(k) for k in keys}, sort_keys=True, default=str)
 
 
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def first_difference(results: list[RunResult]) -> dict[str, Any] | None:
+    """Where repeated runs first part: the earliest epoch and metric (then the test metrics) whose
+    values are not all bit-identical; None when nothing differs."""
+    for i in range(max(len(r.epochs) for r in results)):
+        rows = [r.epochs[i] if i < len(r.epochs) else None for r in results]
+        if any(row is None for row in rows):
+            return {"metric": "epochs", "epoch": i + 1, "values": [len(r.epochs) for r in results]}
+        for metric in EPOCH_METRICS:
+            values = [getattr(row, metric) for row in rows]
+            if any(v != values[0] for v in values[1:]):
+                return {"metric": metric, "epoch": i + 1, "values": values}
+    for metric in ("test_loss", "test_accuracy"):
+        values = [getattr(r, metric) for r in results]
+        if any(v != values[0] for v in values[1:]):
+            return {"metric": metric, "epoch": None, "values": values}
+    return None
+
+
+def _where(diff: dict[str, Any]) -> str:
+    """``first at epoch 2 val_loss (0.312345678 vs 0.312345912)``."""
+    distinct = list(dict.fromkeys(diff["values"]))[:2]
+    shown = " vs ".join("n/a" if v is None else format(v, ".9g") for v in distinct)
+    at = f"epoch {diff['epoch']} " if diff["epoch"] is not None else ""
+    return f"first at {at}{diff['metric']} ({shown})"
+
+
 def check_determinism(runs: list[Run]) -> list[Check]:
     """Runs with identical specs in the same software/hardware environment must agree exactly when
-    op determinism was on (evidence); otherwise the spread is reported."""
+    op determinism was on (evidence); otherwise the spread is reported. A difference names the
+    first epoch and metric where the runs part."""
     clusters: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         if run.result.ok and run.spec.mode == "train":
             spec_key = json.dumps(run.spec.to_dict(), sort_keys=True)
             clusters.setdefault((spec_key, _env_signature(run.result)), []).append(run)
-    checks = []
-    for cluster in clusters.values():
-        if len(cluster) < 2:
-            continue
-        first = cluster[0]
-        subject = (
-            f"{first.spec.benchmark}/{first.spec.dataset}: {first.spec.path.name} seed {first.spec.seed} "
-            f"× {len(cluster)} runs ({', '.join(sorted({x.group for x in cluster}))})"
-        )
-        vectors = [metric_vector(x.result) for x in cluster]
-        identical = all(v == vectors[0] for v in vectors[1:])
-        deterministic = all(x.result.evidence is not None and x.result.evidence.deterministic_ops for x in cluster)
-        acc = [x.result.test_accuracy for x in cluster if x.result.test_accuracy is not None]
-        loss = [x.result.test_loss for x in cluster if x.result.test_loss is not None]
-        spread_pp = 100.0 * (max(acc) - min(acc)) if acc else None
-        loss_spread = (max(loss) - min(loss)) if loss else None
-        details = {
-            "run_ids": [x.result.run_id for x in cluster],
-            "identical": identical,
-            "deterministic_ops": deterministic,
-            "test_accuracy_spread_pp": spread_pp,
-            "test_loss_spread": loss_spread,
-        }
-        if identical:
-            checks.append(
-                Check(
-                    "determinism", Verdict.PASS, subject, f"bit-identical metrics across {len(cluster)} runs", details
-                )
-            )
-        elif deterministic:
-            checks.append(
-                Check(
-                    "determinism",
-                    Verdict.FAIL,
-                    subject,
-                    f"deterministic_ops on but metrics differ: test accuracy spread "
-                    f"{fmt(spread_pp, '.3g')} pp, test loss spread {fmt(loss_spread, '.3g')}",
-                    details,
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    "determinism",
-                    Verdict.WARN,
-                    subject,
-                    f"metrics differ (deterministic_ops off, so expected): test accuracy spread "
-                    f"{fmt(spread_pp, '.3g')} pp, test loss spread {fmt(loss_spread, '.3g')}",
-                    details,
-                )
-            )
-    return checks
+    return [_determinism(cluster) for cluster in clusters.values() if len(cluster) >= 2]
+
+
+def _determinism(cluster: list[Run]) -> Check:
+    first = cluster[0]
+    subject = (
+        f"{first.spec.benchmark}/{first.spec.dataset}: {first.spec.path.name} seed {first.spec.seed} "
+        f"× {len(cluster)} runs ({', '.join(sorted({x.group for x in cluster}))})"
+    )
+    diff = first_difference([x.result for x in cluster])
+    deterministic = all(x.result.evidence is not None and x.result.evidence.deterministic_ops for x in cluster)
+    acc = [x.result.test_accuracy for x in cluster if x.result.test_accuracy is not None]
+    loss = [x.result.test_loss for x in cluster if x.result.test_loss is not None]
+    spread_pp = 100.0 * (max(acc) - min(acc)) if acc else None
+    loss_spread = (max(loss) - min(loss)) if loss else None
+    details = {
+        "run_ids": [x.result.run_id for x in cluster],
+        "identical": diff is None,
+        "deterministic_ops": deterministic,
+        "first_difference": diff,
+        "test_accuracy_spread_pp": spread_pp,
+        "test_loss_spread": loss_spread,
+    }
+    if diff is None:
+        return Check("determinism", Verdict.PASS, subject, f"bit-identical metrics across {len(cluster)} runs", details)
+    spread = f"test accuracy spread {fmt(spread_pp, '.3g')} pp, test loss spread {fmt(loss_spread, '.3g')}"
+    if deterministic:
+        summary = f"deterministic_ops on but metrics differ, {_where(diff)}; {spread}"
+        return Check("determinism", Verdict.FAIL, subject, summary, details)
+    summary = f"metrics differ (deterministic_ops off, so expected), {_where(diff)}; {spread}"
+    return Check("determinism", Verdict.WARN, subject, summary, details)
 
 
 def check_evidence(group: str, runs: list[Run]) -> Check | None:

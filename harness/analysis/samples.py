@@ -2,9 +2,10 @@
 
 A **group** is the set of runs one verdict speaks for: the same source (a results directory, a
 backend, a machine of a history entry), the same path, and the same execution settings (input
-mode, steps per execution, training loop). :class:`GroupKey` is its one definition; compare,
-report, regressions, history and the end-of-run summary all label runs with :func:`label_runs`,
-so no two views can group the same results differently.
+mode, steps per execution, training loop, op determinism when it is not the automatic setting).
+:class:`GroupKey` (source, path, ``RunSpec.execution``) is its one definition; compare, report,
+regressions, history and the end-of-run summary all label runs with :func:`label_runs`, so no two
+views can group the same results differently.
 """
 
 from __future__ import annotations

@@ -63,7 +63,10 @@ def _hyperparameters(hp: Group) -> None:
     hp.add_argument("--dropout-rate", type=float)
     hp.add_argument("--validation-split", type=float)
     hp.add_argument(
-        "--max-train-samples", type=types.positive_int, help="use only the first N training samples (quick runs)"
+        "--max-train-samples",
+        type=types.positive_int,
+        help="use only the first N training samples (quick runs); the training and the validation part must "
+        "each hold at least one batch (N >= 156 at batch 32 and split 0.2)",
     )
     seeds = hp.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=types.non_negative_int, help="one seed (default 0)")
@@ -155,13 +158,18 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
 
 
 def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[str, str]:
-    """Load every dataset once up front: missing/corrupt data is a user error before any run starts."""
+    """Load every dataset once up front: missing/corrupt data, or a split with less than one batch in
+    its training or validation part, is a user error before any run starts."""
     from harness import data
+    from harness.data.split import check_run_split
 
-    return {
-        name: data.load(name, Path(data_dir) if data_dir else None).info.sha256
+    infos = {
+        name: data.load(name, Path(data_dir) if data_dir else None).info
         for name in dict.fromkeys(s.dataset for s in specs)
     }
+    for spec in specs:
+        check_run_split(spec, infos[spec.dataset].n_train)
+    return {name: info.sha256 for name, info in infos.items()}
 
 
 def make_backend(args: argparse.Namespace, device: str) -> Any:

@@ -16,14 +16,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness.cli.sources import files_of
     from harness.render.text import result_text
-    from harness.store.results import MANIFEST_NAMES, load_result, result_files
+    from harness.store.results import MANIFEST_NAMES, load_result
 
     paths = []
     for target in args.result:
         if Path(target).name in MANIFEST_NAMES and Path(target).is_file():
             raise ResultError(f"{target!r} is a manifest, not a run result; pass a result file or the suite directory")
-        paths.extend(result_files(target))
+        paths.extend(files_of(target))  # an empty directory is an error, as for compare and report
     for i, path in enumerate(paths):
         if i:
             print()

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.analysis.checks import Check, Comparison, Verdict
-from harness.analysis.claims import ClaimCheck, GapAnswer, bn_gap_answers, seed_claims
+from harness.analysis.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    UNMEASURABLE,
+    ClaimCheck,
+    GapAnswer,
+    bn_gap_answers,
+    seed_claims,
+)
 from harness.analysis.history import History, TrendRow, trend_rows
 from harness.analysis.samples import Run, label_runs
 from harness.analysis.stats import Stat
@@ -92,25 +101,43 @@ def build_report(
 
 
 def answer_sentence(a: GapAnswer) -> str:
-    """The seed question's answer for one dataset, with **bold** (Markdown) on the verdict word."""
+    """The seed question's answer for one dataset, with **bold** (Markdown) on the verdict word.
+
+    "Yes" only when BN's gap is smaller beyond seed noise on every path; fewer seeds than the
+    decision needs read "not established with N seed(s); need M".
+    """
     suffix = f" ({'; '.join(a.flags)})" if a.flags else ""
-    n = len(a.yes) + len(a.no)
     if a.answer == "unanswerable":
         return f"{a.dataset}: cannot be answered — no path has both baseline and batchnorm runs{suffix}."
     if a.answer == "yes":
-        text = f"{a.dataset}: **Yes** — BN's gap is smaller on every path ({len(a.yes)}/{n})"
+        text = f"{a.dataset}: **Yes** — BN's gap is smaller beyond seed noise on every path ({len(a.yes)}/{len(a.yes)})"
     elif a.answer == "no":
-        text = f"{a.dataset}: **No** — BN's gap is not smaller on any path (0/{n}; {', '.join(a.no)})"
-    else:
+        text = f"{a.dataset}: **No** — BN's gap is larger beyond seed noise on {', '.join(a.no)}"
+    elif a.answer == "mixed":
         text = (
-            f"{a.dataset}: **No, not on every path** — smaller on {len(a.yes)}/{n} ({', '.join(a.yes)}), "
-            f"not on {', '.join(a.no)}"
+            f"{a.dataset}: **No, not on every path** — smaller beyond seed noise on {', '.join(a.yes)}, "
+            f"larger on {', '.join(a.no)}"
         )
-    if a.within_noise:
-        text += f"; the difference is within seed noise on {', '.join(a.within_noise)}"
-    if a.single_seed:
-        text += f"; one seed only on {', '.join(a.single_seed)}: run more seeds to separate the models"
+    else:
+        text = f"{a.dataset}: **Not established** {undecided_text(a)}"
+        if a.yes:
+            text += f"; smaller beyond seed noise on {', '.join(a.yes)}"
+        return text + suffix + "."
+    if a.undecided:
+        text += f"; not established {undecided_text(a)}"
     return text + suffix + "."
+
+
+def undecided_text(a: GapAnswer) -> str:
+    """``with N seed(s); need M (on PATHS)``: the paths the seeds do not decide, and where the mean leans."""
+    if a.n_seeds == 0:  # baseline and batchnorm ran on different seeds: nothing to pair
+        return f"(on {', '.join(a.undecided)}): no seed ran both models; run both on the same seeds"
+    seeds = f"{a.n_seeds} seed" + ("" if a.n_seeds == 1 else "s")
+    need = f"need {a.seeds_needed}" if a.seeds_needed is not None else "the difference is too small to establish"
+    text = f"with {seeds}; {need} (on {', '.join(a.undecided)})"
+    if a.leaning_yes:
+        text += f"; the mean gap is smaller on {', '.join(a.leaning_yes)}, but within seed noise"
+    return text
 
 
 def sorted_checks(comparison: Comparison | None) -> list[Check]:
@@ -190,8 +217,19 @@ def rows_table(rows: Sequence[GroupRow]) -> Table:
     return Table(ROW_HEADERS, [cells(r) for r in rows], numeric=frozenset(range(3, 11)), css="ids3")
 
 
-def yes_no(holds: bool | None) -> str:
-    return "n/a" if holds is None else ("yes" if holds else "no")
+def holds_text(c: ClaimCheck) -> str:
+    """``yes`` / ``no`` only when established over seeds; otherwise why not, with the seeds needed."""
+    if c.decision == HOLDS:
+        return "yes"
+    if c.decision == FAILS:
+        return "no"
+    if c.decision == INCONCLUSIVE:
+        need = f"; need {c.seeds_needed}" if c.seeds_needed is not None else ""
+        return f"not established ({c.n_seeds} seed{'' if c.n_seeds == 1 else 's'}{need})"
+    return "n/a"
+
+
+HOLDS_CSS = {HOLDS: "yes", FAILS: "no", INCONCLUSIVE: "inconclusive", UNMEASURABLE: "n/a"}
 
 
 def claims_table(claims: Sequence[ClaimCheck]) -> Table:
@@ -204,7 +242,7 @@ def claims_table(claims: Sequence[ClaimCheck]) -> Table:
                 c.claim,
                 c.claimed,
                 c.measured,
-                Cell(yes_no(c.holds), css=yes_no(c.holds)),
+                Cell(holds_text(c), css=HOLDS_CSS[c.decision]),
                 Cell(c.note, css="note"),
             ]
             for c in claims

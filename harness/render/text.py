@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.analysis.checks import Comparison
-from harness.analysis.claims import seed_claims
+from harness.analysis.claims import FAILS, UNMEASURABLE, seed_claims
 from harness.analysis.history import History, TrendRow
 from harness.analysis.samples import label_runs
 from harness.analysis.stats import Stat
 from harness.analysis.summary import group_rows
-from harness.render.report import history_table
+from harness.render.report import history_table, holds_text
 from harness.render.table import Table
 from harness.store.jsonio import dumps
 from harness.store.results import RunResult
@@ -87,10 +87,11 @@ def run_summary(results: Sequence[RunResult]) -> str:
     ]
     text = [Table(headers, rows).text()]
     # The same claim checks as the report (one definition of what the seed claimed).
+    # Unmeasurable claims are left out unless runs were excluded (say why nothing is answered).
     claims = [
-        [c.dataset, c.path, c.claim, c.claimed, c.measured, "yes" if c.holds else "NO", c.note]
+        [c.dataset, c.path, c.claim, c.claimed, c.measured, "NO" if c.decision == FAILS else holds_text(c), c.note]
         for c in seed_claims(runs)
-        if c.holds is not None
+        if c.decision != UNMEASURABLE or c.excluded_runs
     ]
     if claims:
         text += [
@@ -160,13 +161,30 @@ def result_text(result: RunResult) -> str:
         d = result.dataset
         lines.append(
             f"dataset    {d.name} ({d.source}){' [SYNTHETIC]' if d.synthetic else ''}: "
-            f"{d.n_train - d.n_val} train / {d.n_val} val / {d.n_test} test, sha256 {d.sha256[:16]}…"
+            f"{samples_text(result)}, sha256 {d.sha256[:16]}…"
         )
     lines += _epoch_lines(result) + _measurement_lines(result)
     if result.log_tail and not result.ok:
         lines.append("log tail:")
         lines.extend(f"  {line}" for line in result.log_tail[-15:])
     return "\n".join(lines)
+
+
+def samples_text(result: RunResult) -> str:
+    """The samples the run trained/validated/tested on: what ran (``n_*_used``), not the dataset's sizes."""
+    d = result.dataset
+    if d is None:
+        return "no dataset recorded"
+    full = (d.n_train - d.n_val, d.n_val)
+    limit = result.run_spec.max_train_samples
+    used = (result.n_train_used, result.n_val_used)
+    if used[0] is None or used[1] is None:
+        text = f"{full[0]} train / {full[1]} val / {d.n_test} test"
+        return text + (f" (max_train_samples {limit}: samples used not recorded)" if limit is not None else "")
+    text = f"{used[0]} train / {used[1]} val / {d.n_test} test"
+    if used != full:
+        text += f" (of {full[0]} / {full[1]}: max_train_samples {limit})"
+    return text
 
 
 def _epoch_lines(result: RunResult) -> list[str]:

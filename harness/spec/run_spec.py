@@ -132,6 +132,12 @@ class RunSpec:
             return not self.path.xla
         return self.deterministic
 
+    def split_too_small(self, n_train: int, n_val: int) -> bool:
+        """Whether ``n_train`` training samples or (with a validation split) ``n_val`` validation samples
+        are fewer than one batch: the rule ``tfparity run`` refuses a plan by, and the seed's claims
+        exclude a recorded run by (a run that trains on 4 samples answers nothing)."""
+        return n_train < self.batch_size or (self.validation_split > 0 and n_val < self.batch_size)
+
     @property
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that must match for two runs to be comparable (everything but path and seed)."""
@@ -148,9 +154,18 @@ class RunSpec:
 
     @property
     def execution(self) -> str:
-        """How the training loop ran: not part of the experiment, but never averaged together."""
+        """How the training loop ran: not part of the experiment, but never averaged together.
+
+        Op determinism is part of it because on CPU it is a numerical path of its own (TF-FACTS:
+        the same seeded run gives other weights with and without ``enable_op_determinism()``).
+        It is named only when it differs from the automatic setting (on, off for XLA): the
+        ``seed`` preset's TF defaults read ``numpy,spe1,det-off``, while the labels of runs that
+        leave it automatic (and so history series across nights) stay as they were.
+        """
         loop = "" if self.loop == "fit" else f",{self.loop}"
-        return f"{self.input},spe{self.steps_per_execution}{loop}"
+        # The automatic setting is on without XLA, off with it; on with XLA is refused above.
+        det = ",det-off" if not (self.deterministic_ops or self.path.xla) else ""
+        return f"{self.input},spe{self.steps_per_execution}{loop}{det}"
 
     @property
     def run_id(self) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -163,6 +164,61 @@ def test_mismatched_hyperparameters_are_refused() -> None:
         compare_results([result(path=CPU), result(path=BF16, learning_rate=0.01)])
 
 
+def test_one_result_never_counts_twice() -> None:
+    run = result(seed=0)
+    with pytest.raises(CompareError, match=r"results 1 and 3 are the same run .*a result never counts twice") as exc:
+        compare_results([run, result(path=BF16), run])
+    assert "\n" not in str(exc.value)
+    # A copy (equal content, another object) is the same run; a repeat of the spec is not.
+    copy = dataclasses.replace(run)
+    with pytest.raises(CompareError, match="same run"):
+        compare_results([run, copy], sources=["a", "b"])
+    repeat = result(seed=0, started="2026-11-25T03:00:00Z")
+    assert compare_results([run, repeat], sources=["a", "b"]).groups == ["a:cpu-fp32", "b:cpu-fp32"]
+
+
+def test_groups_without_a_dataset_in_common_are_refused() -> None:
+    mnist, synthetic = seeds(CPU, BASE_ACCS[:2]), seeds(CPU, BASE_ACCS[:2], dataset="synthetic")
+    with pytest.raises(CompareError) as exc:
+        compare_results(mnist + synthetic, sources=["a"] * 2 + ["b"] * 2)
+    assert str(exc.value) == (
+        "no dataset in common: 'b:cpu-fp32' ran on 'synthetic', the reference 'a:cpu-fp32' on 'mnist-5k'; "
+        "runs on different datasets cannot be compared"
+    )
+
+
+def test_a_partial_overlap_warns_exactly_what_was_not_compared() -> None:
+    # The reference ran mnist-5k and synthetic; bf16 ran mnist-5k and fashion-mnist.
+    ref = seeds(CPU, BASE_ACCS[:3]) + seeds(CPU, BASE_ACCS[:3], dataset="synthetic")
+    other = seeds(BF16, BASE_ACCS[:3]) + seeds(BF16, BASE_ACCS[:3], dataset="fashion-mnist")
+    comp = compare_results(ref + other)
+    coverage = {c.subject: c for c in by_name(comp, "coverage")}
+    assert set(coverage) == {"batchnorm/fashion-mnist", "batchnorm/synthetic: cpu-mixed_bfloat16"}
+    never = coverage["batchnorm/fashion-mnist"]
+    assert never.verdict == "WARN" and never.details["reference_runs"] == 0
+    assert never.details["groups"] == ["cpu-mixed_bfloat16"]
+    assert coverage["batchnorm/synthetic: cpu-mixed_bfloat16"].details["unit"] == ["batchnorm", "synthetic"]
+    # mnist-5k, where both ran, is compared.
+    assert by_name(comp, "accuracy-equivalence", "batchnorm/mnist-5k")
+    # The reference ran a unit but every run failed: said so, not "no runs".
+    failed = [result(path=CPU, seed=0, status="failed"), *seeds(BF16, BASE_ACCS[:1])]
+    (check,) = by_name(compare_results(failed), "coverage", "batchnorm/mnist-5k")
+    assert check.details["reference_runs"] == 1
+
+
+def test_nothing_compared_is_a_warning_never_a_pass() -> None:
+    one = compare_results(seeds(CPU, BASE_ACCS[:3]))
+    (check,) = by_name(one, "coverage")
+    assert check.verdict == "WARN" and check.details == {"pairs": 0, "groups": ["cpu-fp32"]}
+    assert check.summary.startswith("nothing to compare: one group")
+    assert one.verdict == "WARN"
+    # Two groups that share a dataset but no benchmark: no pair either.
+    apart = compare_results(seeds(CPU, BASE_ACCS[:3]) + seeds(BF16, BASE_ACCS[:3], benchmark="baseline"))
+    assert apart.verdict == "WARN" and [c.details.get("pairs") for c in by_name(apart, "coverage")][-1] == 0
+    # With a pair there is no such warning.
+    assert not by_name(compare_results(seeds(CPU, BASE_ACCS[:3]) + seeds(BF16, BASE_ACCS[:3])), "coverage")
+
+
 def test_different_benchmarks_are_separate_units_not_refused() -> None:
     results = seeds(CPU, BASE_ACCS[:3]) + seeds(CPU, BASE_ACCS[:3], benchmark="baseline")
     comp = compare_results(results + seeds(BF16, BASE_ACCS[:3]))
@@ -220,8 +276,29 @@ def test_nondeterminism_without_deterministic_ops_warns() -> None:
 
 
 def test_repeat_runs_identical_pass() -> None:
-    (det,) = by_name(compare_results([result(seed=1), result(seed=1)]), "determinism")
+    # Two runs of one spec (other start times): repeats count, and bit-identical metrics pass.
+    repeats = [result(seed=1), result(seed=1, started="2026-11-25T03:00:00Z")]
+    (det,) = by_name(compare_results(repeats), "determinism")
     assert det.verdict == "PASS" and det.details["identical"] is True and len(det.details["run_ids"]) == 2
+    assert det.details["first_difference"] is None
+
+
+def test_a_determinism_failure_names_the_metric_and_epoch_where_runs_part() -> None:
+    run = result(seed=1, epochs=4)
+    epochs = list(run.epochs)
+    epochs[2] = dataclasses.replace(epochs[2], val_loss=epochs[2].val_loss + 1e-7)
+    parted = dataclasses.replace(run, started_utc="2026-11-25T03:00:00Z", epochs=epochs, test_loss=run.test_loss + 1e-6)
+    (det,) = by_name(compare_results([run, parted]), "determinism")
+    assert det.verdict == "FAIL" and det.details["identical"] is False
+    first = det.details["first_difference"]
+    assert (first["metric"], first["epoch"]) == ("val_loss", 3)  # not the later test loss
+    assert first["values"] == [run.epochs[2].val_loss, epochs[2].val_loss]
+    assert "first at epoch 3 val_loss" in det.summary
+    # Only the test metrics differ: named without an epoch.
+    late = dataclasses.replace(run, started_utc="2026-11-25T04:00:00Z", test_accuracy=0.921)
+    (det,) = by_name(compare_results([run, late]), "determinism")
+    assert det.details["first_difference"]["metric"] == "test_accuracy"
+    assert det.details["first_difference"]["epoch"] is None
 
 
 def test_gpu_result_with_variables_on_cpu_fails_evidence() -> None:
@@ -346,8 +423,8 @@ def test_numerics_checks_from_probe_payloads() -> None:
     assert verdicts["batchnorm/mnist-5k: cpu-fp32-xla seed 0 vs cpu-fp32 (probe)"].verdict == "PASS"
     other_weights = verdicts["batchnorm/mnist-5k: cpu-mixed_float16 seed 0 vs cpu-fp32 (probe)"]
     assert other_weights.verdict == "FAIL" and other_weights.details["same_initial_weights"] is False
-    # Probe runs are not training runs: no accuracy checks for them.
-    assert not by_name(comp, "accuracy-equivalence")
+    # Probe runs are not training runs: no accuracy checks for them; the probes were compared.
+    assert not by_name(comp, "accuracy-equivalence") and not by_name(comp, "coverage")
 
 
 def test_execution_settings_are_separate_groups_never_averaged() -> None:

@@ -37,6 +37,28 @@ def test_seeds_needed_grows_with_spread_and_shrinks_with_margin() -> None:
     assert needed(1.5, 1.0, paired=False) > 20
 
 
+def test_seeds_to_detect_matches_the_textbook_power_table_and_a_simulation() -> None:
+    detect = equivalence.seeds_to_detect
+    # One-sample / paired two-sided t test at alpha 0.05, power 0.8 (G*Power): d = 1 needs 10, d = 0.5 needs 34.
+    assert detect(1.0, 1.0) == 10 and detect(1.0, -0.5) == 34 and detect(2.0, 1.0) == 34
+    assert detect(1.0, 0.0) is None and detect(0.0, 0.3) == 2
+    assert detect(1.0, 0.5, paired=False) > detect(1.0, 0.5)  # two independent samples need more
+    # The power it promises is the t test's exact power at that n (noncentral t): the smallest n that reaches 80 %.
+    for d in (0.3, 0.7, 1.5):
+        n = detect(1.0, d)
+        assert n is not None
+        assert exact_power(d, n) >= 0.8 > exact_power(d, n - 1), (d, n)
+
+
+def exact_power(d: float, n: int) -> float:
+    """Power of the two-sided one-sample t test at alpha 0.05 for standardised effect d, n samples."""
+    if n < 2:
+        return 0.0
+    crit = ss.t.ppf(0.975, n - 1)
+    nc = d * math.sqrt(n)
+    return float(ss.nct.sf(crit, n - 1, nc) + ss.nct.cdf(-crit, n - 1, nc))
+
+
 @settings(max_examples=200, deadline=None)
 @given(diffs=st.lists(st.floats(-3, 3, allow_nan=False), min_size=2, max_size=12), margin=st.floats(0.1, 3.0))
 def test_tost_decision_matches_90_percent_ci_inside_margin(diffs: list[float], margin: float) -> None:

@@ -80,3 +80,15 @@ def test_every_view_shows_the_same_two_groups_of_three_seeds(tmp_path: Path) -> 
     for group in GROUPS:
         (line,) = [x for x in lines if group in x.split() and "batchnorm" in x.split()]
         assert "3/3" in line.split()
+
+
+def test_op_determinism_on_and_off_are_two_groups_in_every_view() -> None:
+    # `--preset seed` (TF's defaults: determinism off) and `--input numpy` (determinism on by default)
+    # differ only in op determinism, a numerical path of its own on CPU: never pooled.
+    seed_way = [result(path=CPU, seed=s, test_acc=a, input="numpy", deterministic=False) for s, a in enumerate(ACCS)]
+    det_on = [result(path=CPU, seed=s, test_acc=a + 0.001, input="numpy") for s, a in enumerate(ACCS)]
+    results = seed_way + det_on
+    groups = {"cpu-fp32[numpy,spe1,det-off]", "cpu-fp32[numpy,spe1]"}
+    assert set(compare_results(results).groups) == groups
+    assert {r.group: r.seeds for r in group_rows(label_runs(results))} == {g: [0, 1, 2] for g in groups}
+    assert {c.path for c in seed_claims(label_runs(results))} == groups

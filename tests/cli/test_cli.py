@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from harness.store.results import load_result
+from harness.store.results import load_result, write_result
+from tests.factories import result
 from tests.helpers import tfparity
 
 
@@ -20,6 +22,8 @@ from tests.helpers import tfparity
         ["run", "--model", "baseline", "--batch-size", "zero"],
         ["run", "--model", "baseline", "--precision", "fp8"],
         ["run", "--model", "baseline", "--xla", "maybe"],
+        ["run", "--model", "baseline", "--max-train-samples", "5"],
+        ["run", "--model", "baseline", "--batch-size", "5000"],
         ["run"],
         ["show", "/nonexistent/result.json"],
         ["nosuchcommand"],
@@ -32,8 +36,39 @@ def test_user_errors_are_one_line_exit_2(tmp_path: Path, args: list[str]) -> Non
     assert not any(tmp_path.iterdir())
 
 
+def test_a_split_with_less_than_one_batch_per_part_is_refused_naming_the_minimum(tmp_path: Path) -> None:
+    proc = tfparity("run", "--model", "baseline", "--max-train-samples", "5", "--results-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "tfparity: error: --max-train-samples 5 gives 4 training and 1 validation samples (validation_split 0.2), "
+        "fewer than one batch of 32: each part needs at least one full batch; the smallest valid "
+        "--max-train-samples is 156\n"
+    )
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_show_of_an_empty_directory_is_a_user_error(tmp_path: Path) -> None:
+    proc = tfparity("show", str(tmp_path))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"tfparity: error: no result files found in {str(tmp_path)!r}\n"
+
+
+def test_show_says_what_a_limited_run_trained_on(tmp_path: Path) -> None:
+    run = dataclasses.replace(result(max_train_samples=640), n_train_used=512, n_val_used=128)
+    path = tmp_path / "r.json"
+    write_result(run, path)
+    proc = tfparity("show", str(path))
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("dataset")]
+    assert "512 train / 128 val / 1000 test (of 3200 / 800: max_train_samples 640)" in line
+
+
 def test_offline_mnist_with_missing_data_dir_is_one_line(tmp_path: Path) -> None:
-    # HOME points at an empty directory so no cached Keras download can be found.
+    # HOME points at an empty directory so no cached Keras download can be found, and a dead proxy
+    # makes the machine offline for Keras's download whether or not it has internet.
+    dead = "http://127.0.0.1:9"
+    offline = {"https_proxy": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "HTTP_PROXY": dead, "no_proxy": "",
+               "NO_PROXY": ""}  # fmt: skip
     proc = tfparity(
         "run",
         "--model",
@@ -43,13 +78,14 @@ def test_offline_mnist_with_missing_data_dir_is_one_line(tmp_path: Path) -> None
         "--data-dir",
         "/nonexistent",
         "--results-dir",
-        str(tmp_path),
-        env={"HOME": str(tmp_path / "home"), "KERAS_HOME": str(tmp_path / "k")},
+        str(tmp_path / "r"),
+        env={"HOME": str(tmp_path / "home"), "KERAS_HOME": str(tmp_path / "k"), **offline},
     )
-    if proc.returncode == 0:  # pragma: no cover - a machine with internet downloaded MNIST
-        pytest.skip("MNIST was downloadable here; the offline path is covered in tests/data")
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "mnist-5k" in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    # Exactly one line: no TensorFlow/absl start-up lines before it.
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("tfparity: error:"), proc.stderr
+    assert "mnist-5k" in proc.stderr
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow

@@ -50,8 +50,8 @@ def test_cli_local_vs_docker_directories(tmp_path: Path, capsys: pytest.CaptureF
     write([result(seed=0, backend="docker")], tmp_path / "b")
     assert _cli([str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
     assert _json(capsys)["groups"] == ["local:cpu-fp32", "docker:cpu-fp32"]
-    # Same backend in both directories: labelled by directory name.
-    write([result(seed=0)], tmp_path / "c")
+    # Same backend in both directories (another run of the same spec): labelled by directory name.
+    write([result(seed=0, started="2026-11-25T03:00:00Z")], tmp_path / "c")
     assert _cli([str(tmp_path / "a"), str(tmp_path / "c"), "--json"]) == 0
     assert _json(capsys)["groups"] == ["a:cpu-fp32", "c:cpu-fp32"]
     # Round trip through the file format keeps everything compare needs.
@@ -85,6 +85,46 @@ def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         _cli([str(tmp_path / "empty")])
     with pytest.raises(UserError, match="unknown reference"):
         _cli([r, "--reference", "nope"])
+
+
+def test_cli_refuses_a_result_given_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = str(write(seeds(CPU, BASE_ACCS[:2]), tmp_path / "d"))
+    with pytest.raises(UserError) as exc:
+        _cli([d, d])
+    assert str(exc.value) == f"{d!r} is given twice: a result never counts twice"
+    # One file reached through two arguments, named.
+    one = sorted(Path(d).glob("*.json"))[0]
+    with pytest.raises(UserError, match=rf"result file '{one}' is given twice \(in '{d}' and '{one}'\)"):
+        _cli([d, str(one)])
+    # A copied file (identical content under another name) names both files.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "renamed.json").write_bytes(one.read_bytes())
+    with pytest.raises(UserError) as exc:
+        _cli([d, str(copy)])
+    assert f"{str(one)!r} and {str(copy / 'renamed.json')!r} hold the same run" in str(exc.value)
+    # report refuses the same way (it loads its sources with the same function).
+    from harness.cli import report
+
+    with pytest.raises(UserError, match="is given twice"):
+        report.run(build_parser().parse_args(["report", d, d, "-o", str(tmp_path / "rep")]))
+    assert not (tmp_path / "rep").exists()
+
+
+def test_cli_refuses_results_without_a_common_dataset(tmp_path: Path) -> None:
+    a = str(write(seeds(CPU, BASE_ACCS[:1]), tmp_path / "a"))
+    b = str(write(seeds(CPU, BASE_ACCS[:1], dataset="synthetic"), tmp_path / "b"))
+    with pytest.raises(UserError, match=r"no dataset in common: 'b:cpu-fp32' ran on 'synthetic', the reference "
+                                        r"'a:cpu-fp32' on 'mnist-5k'"):  # fmt: skip
+        _cli([a, b])
+
+
+def test_cli_with_one_group_warns_that_nothing_was_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = str(write(seeds(CPU, BASE_ACCS[:3]), tmp_path / "d"))
+    assert _cli([d]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("verdict: WARN")
+    assert "nothing to compare: one group" in out
 
 
 def test_cli_baseline_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -95,6 +95,23 @@ def test_synthetic_runs_are_flagged_wherever_shown() -> None:
     assert "synthetic" not in report_markdown(real).lower()
 
 
+def test_the_seed_question_is_answered_yes_only_with_enough_seeds() -> None:
+    one = build_report(seed_suite(paths=(CPU, XLA), seeds=(0,)), None, with_figures=False)
+    (answer,) = one.answers
+    needed = answer.seeds_needed
+    assert answer.answer == "not established" and needed is not None and needed > 1
+    sentence = answer_sentence(answer)
+    assert sentence.startswith(f"mnist-5k: **Not established** with 1 seed; need {needed}")
+    assert "**Yes**" not in sentence and "cpu-fp32, cpu-fp32-xla" in sentence
+    holds = {(row["path"], row["claim"]): row["holds"] for row in by_header(claims_table(one.claims))}
+    assert "yes" not in holds.values()
+    # Three seeds, BN's gap smaller by the same amount on each: established on both paths.
+    three = build_report(seed_suite(paths=(CPU, XLA), seeds=(0, 1, 2)), None, with_figures=False)
+    (answer,) = three.answers
+    assert answer.answer == "yes" and answer.yes == ["cpu-fp32", "cpu-fp32-xla"]
+    assert answer_sentence(answer) == "mnist-5k: **Yes** — BN's gap is smaller beyond seed noise on every path (2/2)."
+
+
 def test_provenance_table_lists_build_devices_image_dataset_commit() -> None:
     env = {"backend": "docker", "container_image": "tfparity:gpu", "image_id": "sha256:" + "ab" * 32,
            "tensorflow_version": "2.21.0", "keras_version": "3.15.1",

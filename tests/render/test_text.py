@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+from harness.analysis.claims import BN_GAP, seed_claims
 from harness.analysis.compare import compare_results
 from harness.analysis.history import History
-from harness.render.text import comparison_json, comparison_text, history_text
-from tests.factories import BF16, CPU, seeds
+from harness.analysis.samples import label_runs
+from harness.render.text import comparison_json, comparison_text, history_text, run_summary
+from tests.factories import BF16, CPU, seed_suite, seeds
 
 ACCS = [0.920, 0.905, 0.931]
 
@@ -33,3 +35,26 @@ def test_history_text_names_the_skipped_entries() -> None:
     lines = history_text(h, []).splitlines()
     assert lines[0] == "history h: 0 entries, 1 skipped"
     assert lines[-1] == "skipped 20261119T021700Z-nightly: x.json is not valid JSON"
+
+
+def _claim_rows(text: str) -> dict[str, str]:
+    """The run summary's claims table: claim text -> the "holds" cell."""
+    lines = text.splitlines()
+    start = lines.index("The seed's claims, as measured (mean ± sd over seeds):")
+    header = lines[start + 1]
+    holds_at, note_at = header.index("holds"), header.index("note")
+    return {line[header.index("claim") : header.index("claimed")].strip(): line[holds_at:note_at].strip()
+            for line in lines[start + 3 :] if line.strip()}  # fmt: skip
+
+
+def test_run_summary_never_says_yes_for_a_claim_one_seed_cannot_establish() -> None:
+    one_seed = seed_suite(paths=(CPU,), seeds=(0,))
+    (gap,) = [c for c in seed_claims(label_runs(one_seed)) if c.kind == BN_GAP]
+    rows = _claim_rows(run_summary(one_seed))
+    assert rows["BatchNormalization shrinks the train/val gap"] == f"not established (1 seed; need {gap.seeds_needed})"
+    assert "yes" not in rows.values()
+    # Three seeds with the same gaps on every seed: established.
+    rows = _claim_rows(run_summary(seed_suite(paths=(CPU,), seeds=(0, 1, 2))))
+    assert rows["BatchNormalization shrinks the train/val gap"] == "yes"
+    assert rows["baseline reaches val accuracy ≥ 0.90 (last epoch)"] == "yes"
+    assert rows["BN model's train accuracy stays < 0.95 (less memorisation)"] == "NO"

@@ -19,6 +19,9 @@ def test_fast_preset_keeps_the_experiment_and_sets_xla_and_loop() -> None:
     assert fast.loop == "compiled" and fast.steps_per_execution == 64
     seed = apply_preset("seed", base)
     assert (seed.input, seed.steps_per_execution, seed.path.xla, seed.loop) == ("numpy", 1, False, "fit")
+    # The seed script runs with TF's defaults: op determinism off (another numerical path on CPU).
+    assert seed.deterministic_ops is False and seed.execution == "numpy,spe1,det-off"
+    assert seed.hyperparameters == base.hyperparameters
     # A preset's fields stay RunSpec fields (the CLI applies them to the spec it builds).
     for preset in PRESETS.values():
         RunSpec(**preset.fields)

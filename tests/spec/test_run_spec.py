@@ -90,6 +90,16 @@ def test_execution_names_the_loop_settings_not_the_experiment() -> None:
     assert fast.hyperparameters == RunSpec().hyperparameters  # same experiment, another execution
 
 
+def test_op_determinism_off_without_xla_is_an_execution_of_its_own() -> None:
+    # On CPU determinism on/off gives other numbers (TF-FACTS): never one group. The automatic
+    # setting (on; off with XLA) keeps the plain names.
+    assert RunSpec(deterministic=False).execution == "tfdata,spe1,det-off"
+    assert RunSpec(deterministic=True).execution == RunSpec().execution == "tfdata,spe1"
+    xla = PathSpec(xla=True)
+    assert RunSpec(path=xla, deterministic=False).execution == RunSpec(path=xla).execution == "tfdata,spe1"
+    assert RunSpec(deterministic=False).hyperparameters == RunSpec().hyperparameters
+
+
 def test_spec_round_trip_and_stable_run_id() -> None:
     spec = RunSpec(benchmark="batchnorm_dropout", path=PathSpec("cpu", "mixed", True), seed=3, epochs=2)
     again = RunSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
