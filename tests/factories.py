@@ -154,12 +154,15 @@ def result(
     extra: dict[str, Any] | None = None,
     error: str | None = None,
     telemetry: Telemetry | None = None,
+    with_telemetry: bool = True,
     **spec_changes: Any,
 ) -> RunResult:
     """A real RunResult with the given outcome; everything else plausible and derived from the arguments.
 
     ``val_acc`` (the last epoch's) defaults to ``test_acc + 0.01``; ``throughput`` (samples/s), when
-    given, sets the median step time to ``32 / throughput`` s; else ``step_ms`` does.
+    given, sets the median step time to ``32 / throughput`` s; else ``step_ms`` does. A GPU result
+    carries ``telemetry`` (default: :func:`gpu_telemetry`, an unthrottled A100) unless ``with_telemetry``
+    is False.
     """
     spec = RunSpec(benchmark=benchmark, dataset=dataset, path=path, seed=seed, epochs=epochs, **spec_changes)
     env = env if env is not None else environment(path, backend)
@@ -173,6 +176,8 @@ def result(
     steps = step_times(BATCH * 1000.0 / throughput if throughput else step_ms, n_steps, step_sd_frac, seed_for_steps)
     synth = dataset == "synthetic" if synthetic is None else synthetic
     gpu = path.device == "gpu"
+    if telemetry is None and gpu and with_telemetry:
+        telemetry = gpu_telemetry()
     return RunResult(
         run_id=spec.run_id, status="ok", spec=spec.to_dict(), started_utc=started, finished_utc=started,
         dataset=DatasetInfo(name=dataset, source="test", n_train=4000, n_val=800, n_test=1000, sha256=sha,
