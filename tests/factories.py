@@ -17,12 +17,14 @@ import numpy as np
 
 from harness.spec.run_spec import PathSpec, RunSpec
 from harness.store.results import DatasetInfo, EpochMetrics, Evidence, Memory, RunResult, Timing, write_result
+from harness.store.telemetry import GpuInfo, GpuSamples, Telemetry
 
 CPU = PathSpec()
 XLA = PathSpec(xla=True)
 BF16 = PathSpec(precision="mixed")
 GPU = PathSpec(device="gpu")
 GPU_MIXED = PathSpec(device="gpu", precision="mixed")
+GPU_TF32 = PathSpec(device="gpu", precision="tf32")
 SHA = "ab" * 32
 STARTED = "2026-11-25T02:17:00Z"
 BATCH = 32
@@ -87,10 +89,38 @@ def evidence(path: PathSpec, spec: RunSpec, **overrides: Any) -> Evidence:
         physical_devices=["/physical_device:CPU:0"] + (["/physical_device:GPU:0"] if path.device == "gpu" else []),
         variable_device=f"/job:localhost/replica:0/task:0/device:{device}", dtype_policy=path.policy,
         jit_compile=path.xla, deterministic_ops=spec.deterministic_ops, steps_per_execution=spec.steps_per_execution,
-        training_loop=spec.loop,
+        training_loop=spec.loop, tensor_float_32=path.tensor_float_32,
+        loss_scaling=path.policy == "mixed_float16", loss_scale=32768.0 if path.policy == "mixed_float16" else None,
     )  # fmt: skip
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return Evidence(**fields)
+
+
+def gpu_telemetry(
+    name: str = "NVIDIA A100-SXM4-80GB",
+    driver: str = "535.54.03",
+    *,
+    reasons: Iterable[int | None] = (0, 0, 0, 0, 0),
+    watts: float = 250.0,
+    interval_s: float = 0.5,
+) -> Telemetry:
+    """One GPU sampled once per ``reasons`` entry (its clocks-event mask), the window spanning all samples;
+    a constant ``watts`` makes the energy counter grow by ``watts * interval_s`` J per sample."""
+    masks = list(reasons)
+    n = len(masks)
+    return Telemetry(
+        source="nvml", driver_version=driver, cuda_driver_version="12.2",
+        gpus=[GpuInfo(index=0, name=name, uuid="GPU-513536b6-7d19-9063-b049-1e69664bb298",
+                      pci_bus_id="00000000:01:00.0", compute_capability="8.0", memory_total_mb=81920.0,
+                      persistence_mode=True, ecc_enabled=True, power_limit_w=400.0, max_clock_sm_mhz=1410.0,
+                      max_clock_mem_mhz=1593.0)],
+        samples=[GpuSamples(index=0, t_s=[interval_s * i for i in range(n)], sm_clock_mhz=[1410.0] * n,
+                            utilization_gpu_pct=[97.0] * n, utilization_memory_pct=[40.0] * n,
+                            memory_used_mb=[2600.0] * n, temperature_c=[60.0 + i for i in range(n)],
+                            power_w=[watts] * n, clocks_event_reasons=masks,
+                            energy_mj=[1e9 + watts * interval_s * 1000.0 * i for i in range(n)])],
+        sample_interval_s=interval_s, window_start_sample=0, window_end_sample=n - 1,
+    )  # fmt: skip
 
 
 def result(
@@ -123,12 +153,16 @@ def result(
     evidence_overrides: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     error: str | None = None,
+    telemetry: Telemetry | None = None,
+    with_telemetry: bool = True,
     **spec_changes: Any,
 ) -> RunResult:
     """A real RunResult with the given outcome; everything else plausible and derived from the arguments.
 
     ``val_acc`` (the last epoch's) defaults to ``test_acc + 0.01``; ``throughput`` (samples/s), when
-    given, sets the median step time to ``32 / throughput`` s; else ``step_ms`` does.
+    given, sets the median step time to ``32 / throughput`` s; else ``step_ms`` does. A GPU result
+    carries ``telemetry`` (default: :func:`gpu_telemetry`, an unthrottled A100) unless ``with_telemetry``
+    is False.
     """
     spec = RunSpec(benchmark=benchmark, dataset=dataset, path=path, seed=seed, epochs=epochs, **spec_changes)
     env = env if env is not None else environment(path, backend)
@@ -142,6 +176,8 @@ def result(
     steps = step_times(BATCH * 1000.0 / throughput if throughput else step_ms, n_steps, step_sd_frac, seed_for_steps)
     synth = dataset == "synthetic" if synthetic is None else synthetic
     gpu = path.device == "gpu"
+    if telemetry is None and gpu and with_telemetry:
+        telemetry = gpu_telemetry()
     return RunResult(
         run_id=spec.run_id, status="ok", spec=spec.to_dict(), started_utc=started, finished_utc=started,
         dataset=DatasetInfo(name=dataset, source="test", n_train=4000, n_val=800, n_test=1000, sha256=sha,
@@ -151,9 +187,10 @@ def result(
         timing=timing(steps, warmup_steps),
         memory=Memory(peak_rss_mb=peak_rss_mb, ru_maxrss_mb=peak_rss_mb, rss_sample_interval_s=0.05,
                       tf_device="GPU:0" if gpu else "CPU:0",
-                      tf_peak_mb=tf_peak_mb if tf_peak_mb is not None else (2100.0 if gpu else 300.0)),
+                      tf_peak_mb=tf_peak_mb if tf_peak_mb is not None else (2100.0 if gpu else 300.0),
+                      tf_gpu_peak_mb={"GPU:0": tf_peak_mb if tf_peak_mb is not None else 2100.0} if gpu else {}),
         evidence=evidence(path, spec, **(evidence_overrides or {})) if with_evidence else None,
-        environment=env, extra=extra or {},
+        environment=env, extra=extra or {}, telemetry=telemetry,
     )  # fmt: skip
 
 

@@ -2,10 +2,10 @@
 
 Results are labelled with their group (:mod:`harness.analysis.samples`), refused when data or
 hyperparameters of one benchmark differ, and paired (:func:`plan_pairs`): every group against the
-reference group (accuracy equivalence, curves, speed, memory), every mixed-precision or XLA group
-against its fp32 sibling (the relative gate), a GPU group against its CPU counterpart (speed).
-Integrity checks (status, determinism, evidence) and the numerics probe run per group; with a
-baseline, regression checks (:mod:`harness.analysis.regress`) too. TF-free.
+reference group (accuracy equivalence, curves, speed, memory, GPU memory), every mixed-precision,
+TF32 or XLA group against its fp32 sibling (the relative gate), a GPU group against its CPU counterpart
+(speed). Integrity checks (status, determinism, evidence, GPU throttling) and the numerics probe run
+per group; with a baseline, regression checks (:mod:`harness.analysis.regress`) too. TF-free.
 """
 
 from __future__ import annotations
@@ -137,10 +137,10 @@ def plan_pairs(
 def _sibling_pair(
     unit: tuple[str, str], group: str, by_group: dict[str, list[Run]], present: list[str], reference: str
 ) -> Pair | Check | None:
-    """A mixed-precision or XLA group against the fp32 group of its device (the relative gate)."""
+    """A mixed-precision, TF32 or XLA group against the fp32 group of its device (the relative gate)."""
     first = by_group[group][0]
     path = first.spec.path
-    if not (path.precision == "mixed" or path.xla):
+    if not (path.precision != "fp32" or path.xla):
         return None
     candidates = [s for s in present if _is_fp32_sibling(by_group[s][0], path.device)]
     # Prefer the sibling from the same source (local vs docker), then the reference, then any
@@ -203,6 +203,7 @@ def _reference_checks(pair: Pair, tol: Tolerances) -> list[Check]:
         agreement.check_curves(pair.subject, pair.runs, pair.other_runs, tol.curve_tol_pp, tol.loss_tol_rel),
         performance.check_speed(pair.subject, pair.runs, pair.other_runs, g_device, r_device),
         performance.check_memory(pair.subject, pair.runs, pair.other_runs),
+        performance.check_gpu_memory(pair.subject, pair.runs, pair.other_runs),
     ]
     return [c for c in checks if c is not None]
 
@@ -232,14 +233,16 @@ def compare_results(
     baseline: list[RunResult] | None = None,
     baseline_sources: Sequence[str] | None = None,
     gates: Sequence[regress.Gate] | None = None,
+    allow_hardware_change: bool = False,
 ) -> Comparison:
     """Compare groups of results (one group per source, path and execution) against a reference group.
 
     ``sources`` gives the source of each result (default: its backend). ``baseline``/``gates`` add
-    the regression checks of :mod:`harness.analysis.regress`. Raises :class:`CompareError` for
-    results that cannot be compared: none, one result given twice, groups without a dataset in
-    common with the reference, different data or hyperparameters. A comparison in which no two
-    groups (nor a baseline) were compared carries a WARN saying so, so its verdict is never PASS.
+    the regression checks of :mod:`harness.analysis.regress` (a baseline on other GPU hardware is
+    refused unless ``allow_hardware_change``). Raises :class:`CompareError` for results that cannot
+    be compared: none, one result given twice, groups without a dataset in common with the
+    reference, different data or hyperparameters. A comparison in which no two groups (nor a
+    baseline) were compared carries a WARN saying so, so its verdict is never PASS.
     """
     if not results:
         raise CompareError("no results to compare")
@@ -258,13 +261,18 @@ def compare_results(
         checks += CHECKS[pair.kind](pair, tol)
     checks += integrity.check_determinism(runs)
     for group in groups:
-        check = integrity.check_evidence(group, [x for x in runs if x.group == group])
-        if check is not None:
-            checks.append(check)
+        members = [x for x in runs if x.group == group]
+        checks += [
+            c for c in (integrity.check_evidence(group, members), integrity.check_throttling(group, members)) if c
+        ]
     checks += numerics.check_numerics(probes, ref)
     if baseline is not None:
         checks += regress.regression_checks(
-            runs, baseline, gates or regress.default_gates(tol.margin_pp), baseline_sources=baseline_sources
+            runs,
+            baseline,
+            gates or regress.default_gates(tol.margin_pp),
+            baseline_sources=baseline_sources,
+            allow_hardware_change=allow_hardware_change,
         )
     elif not pairs and not coverage.probe_pairs(probes, ref):
         checks.append(coverage.nothing_compared(groups))

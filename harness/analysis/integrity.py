@@ -1,4 +1,5 @@
-"""Integrity checks: runs that did not finish, determinism of repeated specs, evidence of what ran."""
+"""Integrity checks: runs that did not finish, determinism of repeated specs, evidence of what ran, and
+GPU runs whose clocks were throttled."""
 
 from __future__ import annotations
 
@@ -135,10 +136,51 @@ def check_evidence(group: str, runs: list[Run]) -> Check | None:
         more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
         return Check("evidence", Verdict.WARN, group, f"{warnings[0]}{more}", details)
     path = runs[0].spec.path
+    tf32 = "on" if path.tensor_float_32 else "off"
     return Check(
         "evidence",
         Verdict.PASS,
         group,
-        f"{checked} run(s): variables on {path.device}, policy {path.policy}, jit_compile {path.xla}",
+        f"{checked} run(s): variables on {path.device}, policy {path.policy}, jit_compile {path.xla}, TF32 {tf32}",
         details,
     )
+
+
+def check_throttling(group: str, runs: list[Run]) -> Check | None:
+    """GPU runs whose clocks were held down by power or heat during the measured window (a WARN: their
+    speed is the throttled GPU's), and GPU runs without GPU samples to tell (a WARN: unknown)."""
+    gpu_runs = [x for x in runs if x.result.ok and x.spec.path.device == "gpu" and x.spec.mode == "train"]
+    if not gpu_runs:
+        return None
+    throttled: dict[str, dict[str, float]] = {}
+    unknown: dict[str, str] = {}
+    for run in gpu_runs:
+        telemetry = run.result.telemetry
+        readable, counts = telemetry.throttle_counts() if telemetry is not None else (0, {})
+        if readable == 0:
+            why = telemetry.unavailable if telemetry is not None else None
+            unknown[run.result.run_id] = why or "no clocks-event reasons recorded"
+        elif counts:
+            throttled[run.result.run_id] = {reason: n / readable for reason, n in sorted(counts.items())}
+    worst = _reasons(throttled)
+    details = {"runs": len(gpu_runs), "throttled": throttled, "unknown": unknown, "reasons": worst}
+    if throttled:
+        reasons = ", ".join(f"{name} (up to {share:.0%} of samples)" for name, share in worst.items())
+        summary = f"{len(throttled)} of {len(gpu_runs)} GPU run(s) throttled during training: {reasons}"
+        return Check("throttling", Verdict.WARN, group, summary + "; speed figures are the throttled GPU's", details)
+    if unknown:
+        first = next(iter(unknown.values()))
+        summary = f"{len(unknown)} of {len(gpu_runs)} GPU run(s) have no GPU samples to tell: {first}"
+        return Check("throttling", Verdict.WARN, group, summary, details)
+    return Check(
+        "throttling", Verdict.PASS, group, f"{len(gpu_runs)} GPU run(s): no power or thermal throttling", details
+    )
+
+
+def _reasons(throttled: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each throttle reason with the largest share of window samples it held in any run."""
+    worst: dict[str, float] = {}
+    for shares in throttled.values():
+        for reason, share in shares.items():
+            worst[reason] = max(share, worst.get(reason, 0.0))
+    return dict(sorted(worst.items()))

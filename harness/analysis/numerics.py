@@ -13,8 +13,9 @@ from harness.analysis.checks import Check, Verdict, fmt
 from harness.analysis.samples import Run
 
 PAYLOAD_FIELDS = (
-    "compute_dtype", "jit_compile", "tolerance", "loss", "loss_float64", "loss_rel_err", "logits_rel_err",
-    "first_divergent_layer", "divergence", "passed", "initial_weights_sha256", "batch_sha256",
+    "compute_dtype", "numerics", "tensor_float_32", "jit_compile", "tolerance", "loss", "loss_float64",
+    "loss_rel_err", "logits_rel_err", "first_divergent_layer", "divergence", "passed", "initial_weights_sha256",
+    "batch_sha256",
 )  # fmt: skip
 
 
@@ -58,7 +59,7 @@ def _against_float64(run: Run) -> Check:
     numbers = (
         f"max rel err activations {worst_act:.2e} (tol {fmt(tol.get('activation'), '.2g')}), "
         f"gradients {worst_grad:.2e} (tol {fmt(tol.get('gradient'), '.2g')}), "
-        f"loss {fmt(payload.get('loss_rel_err'), '.1e')}; {payload.get('compute_dtype')}"
+        f"loss {fmt(payload.get('loss_rel_err'), '.1e')}; {payload.get('numerics') or payload.get('compute_dtype')}"
     )
     if payload.get("passed"):
         return Check("numerics", Verdict.PASS, subject, f"within tolerance: {numbers}", details)

@@ -1,4 +1,7 @@
-"""Speed and memory checks between groups (ratios with intervals; changes inside noise are not changes)."""
+"""Speed and memory checks between groups (ratios with intervals; changes inside noise are not changes).
+
+Memory: host peak RSS for every path, and TF's GPU allocator peak when both groups ran on GPUs.
+"""
 
 from __future__ import annotations
 
@@ -101,6 +104,41 @@ def check_memory(subject: str, g: list[Run], r: list[Run]) -> Check | None:
         Verdict.PASS,
         subject,
         f"peak RSS ×{fmt(est.ratio, '.3f')}{ci}, median {fmt(est.median_a, '.0f')} vs "
+        f"{fmt(est.median_b, '.0f')} MB: {change}",
+        details,
+    )
+
+
+def check_gpu_memory(subject: str, g: list[Run], r: list[Run]) -> Check | None:
+    """TF's GPU allocator peak (summed over the run's GPUs), compared like peak RSS; None unless both
+    groups ran on GPUs. On a GPU run this is the memory figure: host RSS is then mostly the CUDA context."""
+    mg = [m for x in g if x.result.memory is not None and (m := x.result.memory.gpu_peak_mb) is not None]
+    mr = [m for x in r if x.result.memory is not None and (m := x.result.memory.gpu_peak_mb) is not None]
+    if not mg or not mr:
+        return None
+    est = stats.median_ratio(mg, mr, bootstrap=min(len(mg), len(mr)) >= 5)
+    details = {
+        "gpu_peak_ratio": est.ratio,
+        "ci_low": est.ci_low,
+        "ci_high": est.ci_high,
+        "mannwhitney_p": est.mannwhitney_p,
+        "changed": est.changed,
+        "gpu_peak_mb_a": mg,
+        "gpu_peak_mb_b": mr,
+    }
+    ci = (
+        f" (95% CI {fmt(est.ci_low, '.3f')}..{fmt(est.ci_high, '.3f')})"
+        if est.ci_low is not None
+        else f" (no CI: {len(mg)} vs {len(mr)} runs)"
+    )
+    change = "changed" if est.changed else "no change outside run-to-run noise"
+    if not est.changed and min(len(mg), len(mr)) < 4:  # a U test on fewer runs cannot reach p < 0.05
+        change = "too few runs to tell a change from noise (U test needs ≥4 each)"
+    return Check(
+        "gpu-memory",
+        Verdict.PASS,
+        subject,
+        f"TF GPU allocator peak ×{fmt(est.ratio, '.3f')}{ci}, median {fmt(est.median_a, '.0f')} vs "
         f"{fmt(est.median_b, '.0f')} MB: {change}",
         details,
     )

@@ -8,6 +8,7 @@ metric         unit  better    samples the noise test runs on
 throughput     %     higher    steady-state per-step throughput (raw step times)
 step_time_p50  %     lower     steady-state per-step times (ms)
 peak_rss       %     lower     per-run peak RSS (MB)
+gpu_peak_mem   %     lower     per-run TF GPU allocator peak (MB; GPU groups only)
 compile_time   %     lower     per-run first-step (trace/compile) time (s)
 test_accuracy  pp    higher    per-seed test accuracy
 val_accuracy   pp    higher    per-seed last-epoch validation accuracy
@@ -15,7 +16,11 @@ val_accuracy   pp    higher    per-seed last-epoch validation accuracy
 
 A change counts as a regression only when it is worse than the threshold AND outside run-to-run
 noise: a one-sided Mann-Whitney U test (scipy.stats) on the samples above rejects at alpha = 0.05,
-and, for the speed metrics, the change exceeds the spread of per-run medians. TF-free.
+and, for the speed metrics, the change exceeds the spread of per-run medians.
+
+A GPU group's baseline must come from the same GPU models and driver (NVML / nvidia-smi facts):
+otherwise the comparison is refused (CompareError), or, with ``allow_hardware_change``, made with a
+WARN that says what changed. TF-free.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "throughput": ("%", "higher"),
     "step_time_p50": ("%", "lower"),
     "peak_rss": ("%", "lower"),
+    "gpu_peak_mem": ("%", "lower"),
     "compile_time": ("%", "lower"),
     "test_accuracy": ("pp", "higher"),
     "val_accuracy": ("pp", "higher"),
@@ -161,6 +167,8 @@ def _samples(runs: list[RunResult], metric: str) -> tuple[list[float], list[floa
     if metric == "peak_rss":
         values = [r.memory.peak_rss_mb for r in runs if r.memory is not None]
         return values, []
+    if metric == "gpu_peak_mem":
+        return [m for r in runs if r.memory is not None and (m := r.memory.gpu_peak_mb) is not None], []
     if metric == "compile_time":
         values = [r.timing.compile_time_s for r in runs if r.timing is not None]
         return values, []
@@ -203,12 +211,14 @@ def regression_checks(
     gates: Sequence[Gate],
     *,
     baseline_sources: Sequence[str] | None = None,
+    allow_hardware_change: bool = False,
 ) -> list[Check]:
     """One ``regression`` check per gate and group present in both sets (FAIL = regression).
 
     Groups are :class:`~harness.analysis.samples.GroupKey`s per benchmark and dataset, exactly as
     compare groups them; a baseline whose dataset fingerprint or hyperparameters differ from the
-    current results is refused (CompareError).
+    current results is refused (CompareError), and so is one on other GPU hardware unless
+    ``allow_hardware_change`` (then a ``hardware`` WARN says what changed).
     """
     if not baseline:
         raise CompareError("the baseline holds no results")
@@ -225,9 +235,46 @@ def regression_checks(
         cur_results = [x.result for x in cur_runs]
         base_results = [x.result for x in base_runs]
         _refuse_mismatch(subject, cur_results, base_results)
+        gpu = cur_runs[0].spec.path.device == "gpu"
+        hardware = hardware_check(subject, cur_results, base_results, allow_hardware_change) if gpu else None
+        checks += [hardware] if hardware is not None else []
         for gate in gates:
+            if gate.metric == "gpu_peak_mem" and not gpu:
+                continue  # a CPU group has no GPU allocator to gate
             checks.append(_to_check(subject, gate, measure_change(gate, label, cur_results, base_results)))
     return checks
+
+
+Hardware = tuple[tuple[str, ...], str | None]  # (GPU models, driver), as Telemetry.hardware
+
+
+def _describe(hardware: set[Hardware]) -> str:
+    return "; ".join(f"{' + '.join(models)} (driver {driver or 'unknown'})" for models, driver in sorted(hardware))
+
+
+def hardware_check(subject: str, cur: list[RunResult], base: list[RunResult], allow_change: bool) -> Check | None:
+    """None when current and baseline GPU runs ran on the same GPU models and driver; a WARN when either
+    side did not record them or the change is allowed; CompareError (one line) for a change not allowed."""
+    now = {h for r in cur if r.telemetry is not None and (h := r.telemetry.hardware) is not None}
+    then = {h for r in base if r.telemetry is not None and (h := r.telemetry.hardware) is not None}
+    details: dict[str, Any] = {
+        "current": [list(models) + [driver] for models, driver in sorted(now)],
+        "baseline": [list(models) + [driver] for models, driver in sorted(then)],
+        "allowed": allow_change,
+    }
+    if not now or not then:
+        side = "the current runs" if not now else "the baseline"
+        why = f"GPU models and driver not recorded for {side}: cannot tell whether the hardware changed"
+        return Check("hardware", Verdict.WARN, subject, why, details)
+    if now == then:
+        return None
+    change = f"GPU hardware differs from the baseline's: {_describe(then)} (baseline) vs {_describe(now)}"
+    if not allow_change:
+        raise CompareError(
+            f"{subject}: {change}; speed and memory baselines do not carry across GPUs or drivers "
+            "(--allow-hardware-change compares anyway)"
+        )
+    return Check("hardware", Verdict.WARN, subject, f"{change} (allowed by --allow-hardware-change)", details)
 
 
 GroupId = tuple[GroupKey, str, str]  # (group, benchmark, dataset)

@@ -48,13 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline", default=None, metavar="DIR", help="baseline results: report regressions outside run-to-run noise"
     )
     parser.add_argument(
+        "--allow-hardware-change",
+        action="store_true",
+        help="with --baseline: compare GPU groups whose baseline ran on other GPU models or another driver "
+        "(refused by default: speed and memory do not carry across GPUs); a WARN says what changed",
+    )
+    parser.add_argument(
         "--gate",
         action="append",
         default=None,
         metavar="SPEC",
         type=_gate,
         help="regression gate, repeatable, e.g. throughput:-5%% or test_accuracy:-0.5pp "
-        "(metrics: throughput, step_time_p50, peak_rss, compile_time in %%; "
+        "(metrics: throughput, step_time_p50, peak_rss, gpu_peak_mem, compile_time in %%; "
         "test_accuracy, val_accuracy in pp); default with --baseline: "
         "throughput:-5%% and test_accuracy:-<margin>pp",
     )
@@ -75,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.gate and not args.baseline:
         raise CompareError("--gate needs --baseline DIR (the results to compare against)")
+    if args.allow_hardware_change and not args.baseline:
+        raise CompareError("--allow-hardware-change needs --baseline DIR (the results to compare against)")
     gates = check_unique(args.gate) if args.gate else None
     results, sources = load_sources(args.results, args.label)
     baseline = baseline_sources = None
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         baseline=baseline,
         baseline_sources=baseline_sources,
         gates=gates,
+        allow_hardware_change=args.allow_hardware_change,
     )
     print(comparison_json(comparison) if args.json else comparison_text(comparison), end="")
     return 1 if comparison.verdict.value == "FAIL" else 0

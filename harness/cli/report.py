@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="baseline results: include compare's regression checks in the verdict",
     )
+    parser.add_argument(
+        "--allow-hardware-change",
+        action="store_true",
+        help="with --baseline: accept a baseline from other GPU models or another driver (a WARN says what changed)",
+    )
     parser.add_argument("--title", default="tfparity report", help="report title")
 
 
@@ -91,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     from harness.analysis.compare import Tolerances, compare_results
     from harness.analysis.history import load_history
     from harness.cli.sources import load_baseline, load_sources
+    from harness.errors import CompareError
+
+    if args.allow_hardware_change and not args.baseline:
+        raise CompareError("--allow-hardware-change needs --baseline DIR (the results to compare against)")
     from harness.render.html import report_html
     from harness.render.markdown import report_markdown
     from harness.render.report import build_report
@@ -106,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         sources=sources,
         baseline=baseline,
         baseline_sources=baseline_sources,
+        allow_hardware_change=args.allow_hardware_change,
     )
     history = load_history(args.history) if args.history else None
     out = prepare_output_dir(args.output)

@@ -1,10 +1,12 @@
-"""The report's provenance table: per group, the environment its runs actually had."""
+"""The report's provenance table: per group, the environment its runs actually had (GPU facts and what the
+GPU did during training included)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.analysis.hardware import gpu_summary
 from harness.analysis.samples import Run
 from harness.render.table import Cell, Table
 from harness.store.results import RunResult
@@ -52,6 +54,84 @@ def _dataset_text(r: RunResult) -> str | None:
     return f"{r.dataset.name} {r.dataset.sha256[:12]}" + (" [synthetic]" if r.dataset.synthetic else "")
 
 
+def _on_off(flag: bool | None) -> str:
+    return "?" if flag is None else ("on" if flag else "off")
+
+
+def _mhz(a: float | None, b: float | None) -> str:
+    """``SM/memory MHz``; "n/a" when neither is known (application clocks are deprecated on R580+)."""
+    if a is None and b is None:
+        return "n/a"
+    return "/".join("?" if v is None else f"{v:.0f}" for v in (a, b)) + " MHz"
+
+
+def _gpus(r: RunResult) -> str | None:
+    t = r.telemetry
+    if t is None or not t.gpus:
+        return f"not recorded: {t.unavailable}" if t is not None and r.run_spec.path.device == "gpu" else None
+    return ", ".join(
+        f"{g.name} ({(g.uuid or '?')[:12]}…, cc {g.compute_capability or '?'}, {_fmt(g.memory_total_mb, 'MB')})"
+        for g in t.gpus
+    )
+
+
+def _gpu_driver(r: RunResult) -> str | None:
+    t = r.telemetry
+    if t is None or t.source is None:
+        return None
+    return f"{t.driver_version or '?'} (CUDA {t.cuda_driver_version or '?'}; read through {t.source})"
+
+
+def _gpu_settings(r: RunResult) -> str | None:
+    if r.telemetry is None or not r.telemetry.gpus:
+        return None
+    settings = []
+    for g in r.telemetry.gpus:
+        apps, top = (
+            _mhz(g.applications_clock_sm_mhz, g.applications_clock_mem_mhz),
+            _mhz(g.max_clock_sm_mhz, g.max_clock_mem_mhz),
+        )
+        settings.append(
+            f"power limit {_fmt(g.power_limit_w, 'W')}, persistence {_on_off(g.persistence_mode)}, "
+            f"ECC {_on_off(g.ecc_enabled)}, application clocks {apps}, max clocks {top}"
+        )
+    return ", ".join(settings)
+
+
+def _fmt(value: float | None, unit: str, digits: int = 0) -> str:
+    return "?" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def _gpu_run(r: RunResult) -> str | None:
+    """Per run: SM clock and utilisation medians, peak memory and temperature, mean power, energy."""
+    s = gpu_summary(r)
+    if s is None:
+        return None
+    energy = "" if s.energy_j is None else f", {s.energy_j:.0f} J ({_fmt(s.samples_per_j, 'samples/J', 1)})"
+    return (
+        f"SM {_fmt(s.sm_clock_mhz_p50, 'MHz')}, util {_fmt(s.utilization_gpu_pct_p50, '%')}, "
+        f"mem {_fmt(s.memory_used_mb_max, 'MB')}, {_fmt(s.temperature_c_max, '°C')} max, "
+        f"{_fmt(s.power_w_mean, 'W')} mean{energy}"
+    )
+
+
+def _throttling(r: RunResult) -> str | None:
+    s = gpu_summary(r)
+    if s is None:
+        return None
+    return ", ".join(f"{k} {v:.0%}" for k, v in s.throttle_share.items()) or "none"
+
+
+def _cpu_power(r: RunResult) -> str | None:
+    t = r.telemetry
+    if t is None:
+        return None
+    parts = [f"governor {'/'.join(t.cpu_governors)}"] if t.cpu_governors else []
+    parts += [f"boost {_on_off(t.cpu_boost)}"] if t.cpu_boost is not None else []
+    parts += [f"RAPL {t.rapl_energy_j:.0f} J"] if t.rapl_energy_j is not None else []
+    return ", ".join(parts) or None
+
+
 PROVENANCE: list[tuple[str, Any]] = [
     ("backend", lambda r: r.environment.get("backend")),
     (
@@ -60,6 +140,12 @@ PROVENANCE: list[tuple[str, Any]] = [
     ),
     ("TF build", lambda r: _tf_build(r.environment)),
     ("devices", _devices),
+    ("GPU (NVML / nvidia-smi)", _gpus),
+    ("GPU driver", _gpu_driver),
+    ("GPU settings", _gpu_settings),
+    ("GPU during training (per run)", _gpu_run),
+    ("GPU throttling (share of samples)", _throttling),
+    ("CPU power", _cpu_power),
     ("container image", lambda r: r.environment.get("container_image")),
     ("image id", lambda r: _short(r.environment.get("image_id"), 19)),
     ("dataset (sha256)", _dataset_text),

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.analysis.checks import Comparison
+from harness.analysis.checks import Comparison, fmt
 from harness.analysis.claims import FAILS, UNMEASURABLE, seed_claims
+from harness.analysis.hardware import gpu_summary
 from harness.analysis.history import History, TrendRow
 from harness.analysis.samples import label_runs
 from harness.analysis.stats import Stat
@@ -226,8 +227,11 @@ def _measurement_lines(result: RunResult) -> list[str]:
                      f"TF allocator peak on {m.tf_device} {tf_peak}")  # fmt: skip
     if result.evidence:
         ev = result.evidence
+        scale = f" (scale {ev.loss_scale:g})" if ev.loss_scale is not None else ""
         lines.append(f"evidence   variables on {ev.variable_device}; policy {ev.dtype_policy}; "
-                     f"jit_compile {ev.jit_compile}; deterministic ops {ev.deterministic_ops}")  # fmt: skip
+                     f"jit_compile {ev.jit_compile}; deterministic ops {ev.deterministic_ops}; "
+                     f"TF32 {ev.tensor_float_32}; loss scaling {ev.loss_scaling}{scale}")  # fmt: skip
+    lines += _hardware_lines(result)
     env = result.environment
     if env:
         image = (
@@ -237,4 +241,31 @@ def _measurement_lines(result: RunResult) -> list[str]:
         )
         lines.append(f"env        TF {env.get('tensorflow_version')} ({env.get('backend')}{image}), "
                      f"{env.get('cpu_model')} x{env.get('cpu_count')}, commit {env.get('git_commit')}")  # fmt: skip
+    return lines
+
+
+def _hardware_lines(result: RunResult) -> list[str]:
+    """The GPU the run had and what it did during training; the CPU's power settings where readable."""
+    t = result.telemetry
+    if t is None:
+        return []
+    lines = []
+    for g in t.gpus:
+        lines.append(f"gpu        {g.name} {g.uuid or ''}, driver {t.driver_version} (CUDA {t.cuda_driver_version}, "
+                     f"{t.source}); power limit {g.power_limit_w} W, persistence {g.persistence_mode}, "
+                     f"ECC {g.ecc_enabled}")  # fmt: skip
+    if not t.gpus and result.run_spec.path.device == "gpu":
+        lines.append(f"gpu        not recorded: {t.unavailable}")
+    s = gpu_summary(result)
+    if s is not None:
+        energy = "-" if s.energy_j is None else f"{s.energy_j:.0f} J"
+        per_j = "-" if s.samples_per_j is None else f"{s.samples_per_j:.1f}"
+        throttled = ", ".join(f"{k} {v:.0%}" for k, v in s.throttle_share.items()) or "none"
+        lines.append(f"gpu run    {s.n_samples} samples; SM clock p50 {fmt(s.sm_clock_mhz_p50, '.0f')} MHz, util p50 "
+                     f"{fmt(s.utilization_gpu_pct_p50, '.0f')} %, temperature max {fmt(s.temperature_c_max, '.0f')} C, "
+                     f"power mean {fmt(s.power_w_mean, '.0f')} W; energy {energy} ({per_j} samples/J); "
+                     f"throttled: {throttled}")  # fmt: skip
+    if t.cpu_governors or t.cpu_boost is not None or t.rapl_domains:
+        rapl = "-" if t.rapl_energy_j is None else f"{t.rapl_energy_j:.1f} J"
+        lines.append(f"cpu power  governor {'/'.join(t.cpu_governors) or '-'}; boost {t.cpu_boost}; RAPL {rapl}")
     return lines

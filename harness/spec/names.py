@@ -8,7 +8,9 @@ another.
 from __future__ import annotations
 
 DEVICES = ("cpu", "gpu")
-PRECISIONS = ("fp32", "mixed")
+# fp32: float32 with TensorFloat-32 off (true fp32 on every device); tf32: float32 with TF32 matmuls and
+# convolutions (GPU only: Ampere or newer round their inputs to a 10-bit mantissa); mixed: a mixed policy.
+PRECISIONS = ("fp32", "tf32", "mixed")
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 INPUTS = ("tfdata", "numpy")
 LOOPS = ("fit", "compiled")  # keras Model.fit, or the worker's compiled multi-step loop (fastloop)

@@ -40,20 +40,32 @@ class PathSpec:
                 raise ConfigError(
                     f"mixed_policy {self.mixed_policy!r} needs precision 'mixed', got precision {self.precision!r}"
                 )
+        if self.precision == "tf32" and self.device != "gpu":
+            # TensorFloat-32 is a GPU tensor-core format: on a CPU the flag changes nothing, so a
+            # "cpu-tf32" path would be fp32 under another name.
+            raise ConfigError(
+                f"precision 'tf32' (TensorFloat-32 matmuls) runs only on device 'gpu', got device {self.device!r}; "
+                "use precision 'fp32' on CPU"
+            )
 
     @property
     def policy(self) -> str:
         """The Keras dtype policy this path asks for."""
-        if self.precision == "fp32":
+        if self.precision in ("fp32", "tf32"):
             return "float32"
         if self.mixed_policy is not None:
             return self.mixed_policy
         return "mixed_float16" if self.device == "gpu" else "mixed_bfloat16"
 
     @property
+    def tensor_float_32(self) -> bool:
+        """Whether TensorFloat-32 execution is on: only for precision ``tf32`` (fp32 means fp32)."""
+        return self.precision == "tf32"
+
+    @property
     def name(self) -> str:
-        """Stable, human-readable path id, e.g. ``cpu-fp32`` or ``gpu-mixed_float16-xla``."""
-        prec = "fp32" if self.precision == "fp32" else self.policy
+        """Stable, human-readable path id, e.g. ``cpu-fp32``, ``gpu-tf32`` or ``gpu-mixed_float16-xla``."""
+        prec = self.precision if self.precision in ("fp32", "tf32") else self.policy
         return f"{self.device}-{prec}" + ("-xla" if self.xla else "")
 
     def to_dict(self) -> dict[str, Any]:

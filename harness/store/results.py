@@ -18,6 +18,7 @@ from typing import Any
 from harness.errors import ConfigError, ResultError
 from harness.spec.run_spec import RunSpec
 from harness.store.jsonio import write_json
+from harness.store.telemetry import GpuInfo, GpuSamples, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,14 @@ class Memory:
     rss_sample_interval_s: float
     tf_device: str  # device whose allocator was queried, e.g. "CPU:0" or "GPU:0"
     tf_peak_mb: float | None  # TF allocator peak (counts TF tensors only)
+    # TF's allocator peak on every GPU the run could see ("GPU:0" -> MB); empty on CPU paths. On a GPU
+    # run this is the memory figure that matters: host RSS is then mostly the CUDA context.
+    tf_gpu_peak_mb: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def gpu_peak_mb(self) -> float | None:
+        """TF's allocator peak summed over the run's GPUs (None on CPU paths)."""
+        return sum(self.tf_gpu_peak_mb.values()) if self.tf_gpu_peak_mb else None
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,15 @@ class Evidence:
     deterministic_ops: bool
     steps_per_execution: int
     training_loop: str = "fit"  # "fit" (keras Model.fit) or "compiled" (harness.worker.fastloop)
+    # tf.config.experimental.tensor_float_32_execution_enabled() after the run: on Ampere+ GPUs TF32
+    # rounds float32 matmul/convolution inputs to a 10-bit mantissa (TF's default is on).
+    tensor_float_32: bool | None = None
+    # NVIDIA_TF32_OVERRIDE as the worker saw it: "0" turns TF32 off inside NVIDIA's libraries whatever TF says.
+    nvidia_tf32_override: str | None = None
+    # The compiled optimizer is a keras LossScaleOptimizer (Keras wraps it for mixed_float16), and its
+    # dynamic loss scale at the end of the run.
+    loss_scaling: bool | None = None
+    loss_scale: float | None = None
 
     def mismatches(self, spec: RunSpec) -> list[str]:
         """Every way the path that ran differs from the one ``spec`` asked for (empty: it is the same).
@@ -105,7 +123,34 @@ class Evidence:
             problems.append(f"model variables live on {self.variable_device!r}, asked for device {path.device!r}")
         if self.deterministic_ops != spec.deterministic_ops:
             problems.append(f"op determinism is {self.deterministic_ops}, expected {spec.deterministic_ops}")
+        return problems + self._numerics_mismatches(spec)
+
+    def _numerics_mismatches(self, spec: RunSpec) -> list[str]:
+        """TensorFloat-32 and loss scaling: the float32 arithmetic and the float16 gradients that ran."""
+        path = spec.path
+        problems = []
+        asked = _on_off(path.tensor_float_32)
+        if self.tensor_float_32 is None:
+            problems.append(f"TensorFloat-32 state was not recorded, asked for TF32 {asked}")
+        elif self.tensor_float_32 != path.tensor_float_32:
+            problems.append(
+                f"TensorFloat-32 execution is {_on_off(self.tensor_float_32)}, asked for {asked} "
+                f"(precision {path.precision!r})"
+            )
+        if path.tensor_float_32 and self.nvidia_tf32_override == "0":
+            problems.append(
+                "NVIDIA_TF32_OVERRIDE=0 turns TF32 off inside NVIDIA's libraries, asked for precision 'tf32'"
+            )
+        wants_scaling = path.policy == "mixed_float16"
+        if wants_scaling and self.loss_scaling is not True:
+            problems.append(f"policy mixed_float16 without loss scaling (loss_scaling {self.loss_scaling})")
+        elif not wants_scaling and self.loss_scaling:
+            problems.append(f"loss scaling on under policy {path.policy!r}")
         return problems
+
+
+def _on_off(flag: bool) -> str:
+    return "on" if flag else "off"
 
 
 def device_kind(device: str) -> str | None:
@@ -138,6 +183,8 @@ class RunResult:
     memory: Memory | None = None
     evidence: Evidence | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    # GPU facts and samples, CPU power settings (harness.store.telemetry); None when not collected.
+    telemetry: Telemetry | None = None
     error: str | None = None
     log_tail: list[str] = field(default_factory=list)
     # Mode-specific payload (e.g. the numerics probe's per-layer values).
@@ -185,7 +232,12 @@ class RunResult:
 
 # --- strict construction from JSON -------------------------------------------------------------
 
-_NESTED = {"dataset": DatasetInfo, "timing": Timing, "memory": Memory, "evidence": Evidence}
+# Every dataclass a result nests, by the name its annotations use.
+_SCHEMA: dict[str, type] = {
+    cls.__name__: cls for cls in (EpochMetrics, DatasetInfo, Timing, Memory, Evidence, Telemetry, GpuInfo, GpuSamples)
+}
+_SCALARS: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
+_SCALAR_WORDS = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false"}
 
 
 def _check_type(value: Any, annotation: str, where: str) -> Any:
@@ -196,30 +248,22 @@ def _check_type(value: Any, annotation: str, where: str) -> Any:
         if optional:
             return None
         raise ResultError(f"{where} must not be null")
-    if base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ResultError(f"{where} must be a number, got {value!r:.80}")
-        return float(value)
-    if base == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ResultError(f"{where} must be an integer, got {value!r:.80}")
-        return value
-    if base == "str":
-        if not isinstance(value, str):
-            raise ResultError(f"{where} must be a string, got {value!r:.80}")
-        return value
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise ResultError(f"{where} must be true or false, got {value!r:.80}")
-        return value
-    if base in ("list[float]", "list[str]"):
-        item = base[5:-1]
+    if base in _SCALARS:
+        if (isinstance(value, bool) and base != "bool") or not isinstance(value, _SCALARS[base]):
+            raise ResultError(f"{where} must be {_SCALAR_WORDS[base]}, got {value!r:.80}")
+        number: Any = value
+        return float(number) if base == "float" else value
+    if base in _SCHEMA:
+        return _build(_SCHEMA[base], value, where)
+    if base.startswith("list[") and base.endswith("]"):
         if not isinstance(value, list):
             raise ResultError(f"{where} must be a list, got {type(value).__name__}")
-        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if base == "dict[str, Any]":
+        return [_check_type(v, base[5:-1], f"{where}[{i}]") for i, v in enumerate(value)]
+    if base in ("dict[str, Any]", "dict[str, float]"):
         if not isinstance(value, dict):
             raise ResultError(f"{where} must be an object, got {type(value).__name__}")
+        if base == "dict[str, float]":
+            return {k: _check_type(v, "float", f"{where}[{k!r}]") for k, v in value.items()}
         return value
     raise AssertionError(f"unhandled annotation {annotation!r}")  # a bug in this module, not input
 
@@ -238,16 +282,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ResultError(f"{sub} is missing")
             continue
-        value = data[name]
-        annotation = str(f.type)
-        if name in _NESTED and cls is RunResult:
-            kwargs[name] = None if value is None else _build(_NESTED[name], value, sub)
-        elif name == "epochs" and cls is RunResult:
-            if not isinstance(value, list):
-                raise ResultError(f"{sub} must be a list")
-            kwargs[name] = [_build(EpochMetrics, v, f"{sub}[{i}]") for i, v in enumerate(value)]
-        else:
-            kwargs[name] = _check_type(value, annotation, sub)
+        kwargs[name] = _check_type(data[name], str(f.type), sub)
     try:
         return cls(**kwargs)
     except ResultError as exc:

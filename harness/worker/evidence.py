@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from harness.spec.run_spec import RunSpec
@@ -23,10 +24,22 @@ def op_determinism_enabled() -> bool:
     return bool(tf_config.is_op_determinism_enabled())
 
 
+def loss_scale(model: Any) -> tuple[bool, float | None]:
+    """(the compiled optimizer scales the loss, its dynamic loss scale now or None before it was built)."""
+    import keras
+
+    optimizer = getattr(model, "optimizer", None)
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return False, None
+    scale = getattr(optimizer, "dynamic_scale", None)  # created when the optimizer is built
+    return True, None if scale is None else float(scale.numpy())
+
+
 def collect(tf: Any, model: Any, spec: RunSpec) -> Evidence:
     """The evidence of a run whose model has been built (and trained or probed)."""
     import keras
 
+    scaling, scale = loss_scale(model)
     return Evidence(
         physical_devices=[d.name for d in tf.config.list_physical_devices()],
         variable_device=variable_device(model),
@@ -35,6 +48,10 @@ def collect(tf: Any, model: Any, spec: RunSpec) -> Evidence:
         deterministic_ops=op_determinism_enabled(),
         steps_per_execution=int(getattr(model, "steps_per_execution", spec.steps_per_execution) or 1),
         training_loop=spec.loop,
+        tensor_float_32=bool(tf.config.experimental.tensor_float_32_execution_enabled()),
+        nvidia_tf32_override=os.environ.get("NVIDIA_TF32_OVERRIDE"),
+        loss_scaling=scaling,
+        loss_scale=scale,
     )
 
 

@@ -35,27 +35,62 @@ from harness.store.jsonio import json_safe
 log = logging.getLogger(__name__)
 
 PROBE_VERSION = 1
-# Tolerance = factor x machine epsilon of the compute dtype (2**-23 float32, 2**-10 float16,
-# 2**-7 bfloat16), on the relative L2 error. Measured on the seed's models and mnist-5k (batch 32,
-# seeds 0-4, CPU): float32 stays below 3 eps on activations and gradients; bfloat16 below 1.4 eps
-# on activations and 13 eps on gradients; float16 below 0.8 and 23 eps. The factors leave 2-3x
-# headroom over the low-precision figures, and float32's still catch one layer run in float16
-# inside a float32 model (~1e3 float32 eps).
-EPS = {"float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7, "float64": 2.0**-52}
-ACTIVATION_FACTOR = {"float32": 100.0, "float16": 16.0, "bfloat16": 8.0, "float64": 64.0}
-GRADIENT_FACTOR = {"float32": 200.0, "float16": 64.0, "bfloat16": 32.0, "float64": 256.0}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Tolerance on the relative L2 error = factor x eps, where eps is the unit of the rounding that
+    dominates the path's arithmetic."""
+
+    eps: float
+    activation_factor: float
+    gradient_factor: float
+
+
+# Per numerics (the path's precision; float64 is the reference itself), measured on the seed's three
+# models, mnist-5k, batch 32, seeds 0-4, on this project's CPU machines. The low-precision factors leave
+# 2-3x headroom over the worst error measured; fp32's still catch one layer run in float16 inside a
+# float32 model (~1e3 float32 eps).
+TOLERANCES: dict[str, Tolerance] = {
+    # float32 arithmetic, TF32 off: eps 2**-23. Measured below 3 eps on activations and gradients.
+    "fp32": Tolerance(2.0**-23, 100.0, 200.0),
+    # TensorFloat-32: "float32 inputs of supported ops, such as tf.linalg.matmul, will be rounded from 23
+    # bits of precision to 10 bits", with float32 accumulation (docstring of TF 2.21's
+    # tf.config.experimental.enable_tensor_float_32_execution): eps 2**-10 on matmul/convolution inputs.
+    # Emulated on CPU (every Dense matmul's inputs rounded, forward and backward; tests/worker/test_probe.py):
+    # activations below 0.62 eps rounding to nearest, 2.4 eps truncating (dense_1 ~2.5e-4 and ~8e-4
+    # relative; TF-FACTS.md: ~3e-4 on Dense 784->128); gradients below 54 eps (a ReLU mask flipping at a
+    # pre-activation near 0: batchnorm, seed 1, relu_1).
+    "tf32": Tolerance(2.0**-10, 8.0, 128.0),
+    # mixed_float16: float16 compute dtype, eps 2**-10, gradients with loss scaling (FLOAT16_LOSS_SCALE).
+    # Measured below 0.8 eps on activations and 23 eps on gradients.
+    "mixed_float16": Tolerance(2.0**-10, 16.0, 64.0),
+    # mixed_bfloat16: bfloat16 compute dtype, eps 2**-7. Measured below 1.4 eps on activations and 13
+    # eps on gradients.
+    "mixed_bfloat16": Tolerance(2.0**-7, 8.0, 32.0),
+    # float64 (the reference's own dtype; used when probing a float64 model): eps 2**-52.
+    "float64": Tolerance(2.0**-52, 64.0, 256.0),
+}
+# The numerics a model's compute dtype implies when no precision is named (TF32 is not a dtype).
+NUMERICS_OF_DTYPE = {"float32": "fp32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16", "float64": "float64"}
 # float16 gradients underflow without loss scaling (Keras wraps the optimizer in a
 # LossScaleOptimizer for mixed_float16); the probe scales the loss by a fixed power of two.
 FLOAT16_LOSS_SCALE = 2.0**10
 _TINY = 1e-30
 
 
-def tolerances(compute_dtype: str) -> dict[str, float]:
-    """Activation and gradient tolerances (normalised max error) for a compute dtype."""
-    if compute_dtype not in EPS:
-        raise ValueError(f"no probe tolerance for compute dtype {compute_dtype!r}; known: {sorted(EPS)}")
-    eps = EPS[compute_dtype]
-    return {"activation": ACTIVATION_FACTOR[compute_dtype] * eps, "gradient": GRADIENT_FACTOR[compute_dtype] * eps}
+def tolerances(numerics: str) -> dict[str, float]:
+    """Activation and gradient tolerances (relative L2 error) for a path's numerics (see TOLERANCES)."""
+    if numerics not in TOLERANCES:
+        raise ValueError(f"no probe tolerance for numerics {numerics!r}; known: {sorted(TOLERANCES)}")
+    tol = TOLERANCES[numerics]
+    return {"activation": tol.activation_factor * tol.eps, "gradient": tol.gradient_factor * tol.eps}
+
+
+def path_numerics(spec: RunSpec) -> str:
+    """The key of TOLERANCES for ``spec``'s path: its precision, or its mixed policy."""
+    path = spec.path
+    return path.precision if path.precision in ("fp32", "tf32") else path.policy
 
 
 def fixed_batch(dataset: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,17 +219,17 @@ def compare_models(
     y: np.ndarray,
     *,
     jit_compile: bool = False,
-    compute_dtype: str | None = None,
+    numerics: str | None = None,
 ) -> dict[str, Any]:
-    """Run the probe of ``model`` against a float64 ``reference`` with the same layer structure.
-
-    ``compute_dtype`` sets the tolerances (default: the model's dtype policy's compute dtype).
-    Returns the JSON-serialisable comparison (see :func:`probe_payload`).
+    """Probe ``model`` against a float64 ``reference`` of the same layers; the JSON-serialisable comparison
+    (see :func:`probe_payload`). ``numerics`` (a key of :data:`TOLERANCES`) sets the tolerances; default:
+    what the compute dtype implies (a ``tf32`` path must say so: its dtype is float32).
     """
     import tensorflow as tf
 
-    compute_dtype = compute_dtype or _policy_compute_dtype(model)
-    tol = tolerances(compute_dtype)
+    compute_dtype = _policy_compute_dtype(model)
+    numerics = numerics or NUMERICS_OF_DTYPE.get(compute_dtype, compute_dtype)
+    tol = tolerances(numerics)
     loss_scale = FLOAT16_LOSS_SCALE if compute_dtype == "float16" else 1.0
     x_tf, y_tf = tf.constant(x), tf.constant(y)
 
@@ -220,6 +255,7 @@ def compare_models(
     payload = {
         "probe_version": PROBE_VERSION,
         "compute_dtype": compute_dtype,
+        "numerics": numerics,
         "jit_compile": bool(jit_compile),
         "loss_scale": loss_scale,
         "tolerance": tol,
@@ -300,6 +336,7 @@ def probe_payload(spec: RunSpec, dataset: Any) -> dict[str, Any]:
     of the initial weights and the batch so ``compare`` can check two probes started alike.
     """
     import keras
+    import tensorflow as tf
 
     from harness.worker.models import build_model
 
@@ -308,10 +345,12 @@ def probe_payload(spec: RunSpec, dataset: Any) -> dict[str, Any]:
     initial = weights_sha256(model)
     reference = clone_with_dtype(model, "float64")
     x, y = fixed_batch(dataset, spec.batch_size)
-    payload = compare_models(model, reference, x, y, jit_compile=spec.path.xla)
+    payload = compare_models(model, reference, x, y, jit_compile=spec.path.xla, numerics=path_numerics(spec))
     payload.update(
         {
             "policy": spec.path.policy,
+            # read back: the tolerance assumes TF32 exactly when numerics is "tf32"
+            "tensor_float_32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
             "seed": spec.seed,
             "initial_weights_sha256": initial,
             "batch_sha256": _sha256_arrays([x, y]),
@@ -335,9 +374,12 @@ def probe(spec: RunSpec, data_dir: Path | None) -> dict[str, Any]:
     """Probe mode: the fields of an ``ok`` RunResult whose ``extra["probe"]`` holds the payload."""
     from harness.worker import environment, evidence
     from harness.worker.models import build_model
+    from harness.worker.telemetry import sampler_for
     from harness.worker.tf_setup import setup
 
     ready = setup(spec, data_dir)
+    with sampler_for(spec.path.device) as telemetry:  # the GPU's static facts (a probe is not timed)
+        facts = telemetry.telemetry()
     tf, dataset = ready.tf, ready.dataset
     with tf.device(f"/{ready.device}"):
         model = build_model(spec)  # compiled like a training run: its evidence is the run's
@@ -350,4 +392,5 @@ def probe(spec: RunSpec, data_dir: Path | None) -> dict[str, Any]:
         "evidence": ran,
         "extra": {"probe": payload},
         "environment": environment.collect(tf),
+        "telemetry": facts,
     }

@@ -1,7 +1,7 @@
 """TensorFlow's process-wide settings for one run, made before any op runs.
 
 Order matters: environment variables TF reads at import time first (:func:`set_tf_environment`),
-then devices, seed, op determinism and the global dtype policy (:func:`configure_tensorflow`).
+then devices, seed, op determinism, TensorFloat-32 and the global dtype policy (:func:`configure_tensorflow`).
 """
 
 from __future__ import annotations
@@ -51,8 +51,19 @@ def configure_tensorflow(spec: RunSpec) -> Any:
     keras.utils.set_random_seed(spec.seed)
     if spec.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
+    set_tensor_float_32(tf, spec.path.tensor_float_32)
     keras.mixed_precision.set_global_policy(spec.path.policy)
     return tf
+
+
+def set_tensor_float_32(tf: Any, enabled: bool) -> None:
+    """TensorFloat-32 for float32 matmuls and convolutions, on or off for this process.
+
+    TF turns it on by default, so on Ampere and newer GPUs "float32" would round matmul inputs to a
+    10-bit mantissa (TF-FACTS.md): fp32 turns it off, only the ``tf32`` precision turns it on. On a
+    CPU the flag changes no arithmetic but is set and read back the same way (evidence).
+    """
+    tf.config.experimental.enable_tensor_float_32_execution(bool(enabled))
 
 
 def tf_device(spec: RunSpec) -> str:
@@ -74,6 +85,17 @@ def tf_peak_mb(tf: Any, device: str) -> float | None:
     except (ValueError, RuntimeError):
         return None
     return float(info["peak"]) / 2**20
+
+
+def gpu_devices(tf: Any) -> list[str]:
+    """The logical GPUs of this process, e.g. ``["GPU:0"]`` (empty on CPU paths: GPUs are hidden there)."""
+    return [f"GPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("GPU"))]
+
+
+def gpu_peak_mb(tf: Any) -> dict[str, float]:
+    """TF's allocator peak per visible GPU in MB (a GPU that keeps no statistics is left out)."""
+    peaks = {device: tf_peak_mb(tf, device) for device in gpu_devices(tf)}
+    return {device: peak for device, peak in peaks.items() if peak is not None}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from harness.worker.metrics import (
     step_stats,
 )
 from harness.worker.models import build_model
-from harness.worker.tf_setup import reset_memory_stats, setup, tf_peak_mb
+from harness.worker.telemetry import TelemetrySampler, sampler_for
+from harness.worker.tf_setup import gpu_devices, gpu_peak_mb, reset_memory_stats, setup, tf_peak_mb
 
 # Keras clips probabilities to [1e-7, 1 - 1e-7] in cross-entropy, so a sane per-sample loss is at
 # most -log(1e-7) ~ 16.1. A mean loss far above that means the numerics broke down (seen with
@@ -48,14 +49,15 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
     """Run the experiment; returns the fields of an ``ok`` RunResult."""
     ready = setup(spec, data_dir)
     tf, dataset, device = ready.tf, ready.dataset, ready.device
-    reset_memory_stats(tf, device)
+    for name in {device, *gpu_devices(tf)}:
+        reset_memory_stats(tf, name)
     record = StepRecord()
     callbacks = [make_step_timer(record), progress_callback(spec, started)]
     if spec.inject_fault:
         callbacks.append(fault_callback(spec))
-    with tf.device(f"/{device}"):
+    with sampler_for(spec.path.device) as telemetry, tf.device(f"/{device}"):
         model = build_model(spec)
-        fitted = _fit(model, dataset, spec, callbacks)
+        fitted = _fit(model, dataset, spec, callbacks, telemetry)
         test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=spec.batch_size, verbose=0)
     epochs = _epochs(fitted.history, record)
     _refuse_divergence(epochs, float(test_loss), spec)
@@ -79,35 +81,48 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
             rss_sample_interval_s=sampler.interval_s,
             tf_device=device,
             tf_peak_mb=tf_peak_mb(tf, device),
+            tf_gpu_peak_mb=gpu_peak_mb(tf),
         ),
         "evidence": ran,
         "environment": environment.collect(tf),
+        "telemetry": telemetry.telemetry(),
     }
 
 
-def _fit(model: Any, dataset: data.Dataset, spec: RunSpec, callbacks: list[Any]) -> Fitted:
-    """``model.fit`` (tf.data or numpy input) or the compiled loop, on the spec's split."""
+def _fit(model: Any, dataset: data.Dataset, spec: RunSpec, callbacks: list[Any], telemetry: TelemetrySampler) -> Fitted:
+    """``model.fit`` (tf.data or numpy input) or the compiled loop, on the spec's split; the telemetry
+    window is exactly the training loop."""
+    run: Any
     if spec.loop == "compiled":
         parts = pipeline.split_train_val(dataset.x_train, dataset.y_train, spec)
         n_train, n_val = len(parts.x_train), len(parts.x_val)
-        start = time.perf_counter()
-        history = fastloop.fit(
-            model,
-            parts.x_train,
-            parts.y_train,
-            batch_size=spec.batch_size,
-            epochs=spec.epochs,
-            seed=spec.seed,
-            steps_per_execution=spec.steps_per_execution,
-            order=spec.input,
-            validation_data=(parts.x_val, parts.y_val) if n_val else None,
-            callbacks=callbacks,
-        )
+
+        def run() -> Any:
+            return fastloop.fit(
+                model,
+                parts.x_train,
+                parts.y_train,
+                batch_size=spec.batch_size,
+                epochs=spec.epochs,
+                seed=spec.seed,
+                steps_per_execution=spec.steps_per_execution,
+                order=spec.input,
+                validation_data=(parts.x_val, parts.y_val) if n_val else None,
+                callbacks=callbacks,
+            )
+
     else:
         fit_args, n_train, n_val = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
-        start = time.perf_counter()
-        history = model.fit(epochs=spec.epochs, verbose=0, callbacks=callbacks, **fit_args)
-    return Fitted(dict(history.history), n_train, n_val, time.perf_counter() - start)
+
+        def run() -> Any:
+            return model.fit(epochs=spec.epochs, verbose=0, callbacks=callbacks, **fit_args)
+
+    telemetry.mark_start()
+    start = time.perf_counter()
+    history = run()
+    train_time_s = time.perf_counter() - start
+    telemetry.mark_end()
+    return Fitted(dict(history.history), n_train, n_val, train_time_s)
 
 
 def _epochs(hist: dict[str, list[float]], record: StepRecord) -> list[EpochMetrics]:

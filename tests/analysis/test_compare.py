@@ -18,7 +18,7 @@ from harness.analysis.compare import Tolerances, compare_results
 from harness.errors import CompareError, UserError
 from harness.spec.run_spec import PathSpec, RunSpec
 from harness.store.results import load_result, load_results
-from tests.factories import BF16, CPU, GPU, XLA, result, seeds
+from tests.factories import BF16, CPU, GPU, GPU_TF32, XLA, result, seeds
 from tests.helpers import ROOT, tfparity
 
 BASE_ACCS = [0.920, 0.905, 0.931, 0.912, 0.925, 0.918]
@@ -548,3 +548,14 @@ def test_probe_through_worker_fp32_and_bf16(tmp_path: Path) -> None:
     cross = numerics["batchnorm/mnist-5k: cpu-mixed_bfloat16 seed 0 vs cpu-fp32 (probe)"]
     assert cross["verdict"] == "PASS" and cross["details"]["same_initial_weights"] is True
     assert proc.returncode == 0
+
+
+def test_gpu_allocator_peak_compared_between_gpu_groups_only() -> None:
+    fp32 = seeds(GPU, BASE_ACCS[:3], tf_peak_mb=2000.0)
+    tf32 = seeds(GPU_TF32, BASE_ACCS[:3], tf_peak_mb=2400.0)
+    (mem,) = by_name(compare_results(fp32 + tf32, reference="gpu-fp32"), "gpu-memory")
+    assert mem.verdict == "PASS" and mem.subject == "batchnorm/mnist-5k: gpu-tf32 vs gpu-fp32"
+    assert mem.details["gpu_peak_ratio"] == pytest.approx(1.2) and mem.details["gpu_peak_mb_b"] == [2000.0] * 3
+    assert mem.details["changed"] is True and mem.details["ci_low"] is None  # no bootstrap CI below 5 runs each
+    # Against the CPU reference there is no GPU allocator to compare.
+    assert by_name(compare_results(seeds(CPU, BASE_ACCS[:3]) + fp32), "gpu-memory") == []

@@ -11,7 +11,7 @@ from harness.analysis.regress import Gate, parse_gate, parse_gates, regression_c
 from harness.analysis.samples import label_runs
 from harness.errors import CompareError, GateError, UserError
 from harness.store.results import RunResult
-from tests.factories import BF16, CPU, result
+from tests.factories import BF16, CPU, GPU, gpu_telemetry, result
 
 ACCS = [0.920, 0.905, 0.931, 0.912, 0.925, 0.918]
 
@@ -165,3 +165,44 @@ def test_baseline_with_other_source_labels_pairs_by_path() -> None:
     (check,) = regression_checks(label_runs(current, ["fp32"] * 3), baseline, [parse_gate("throughput:-5%")],
                                  baseline_sources=["nightly"] * 3)  # fmt: skip
     assert check.verdict == "FAIL" and check.details["regression"] is True
+
+
+# --- GPU: allocator peak gate, hardware identity ---------------------------------------------------
+
+
+def test_gpu_peak_memory_gate_on_gpu_groups_only() -> None:
+    baseline = [result(path=GPU, seed=s, tf_peak_mb=2000.0 + s) for s in range(4)]
+    current = [result(path=GPU, seed=s, tf_peak_mb=2600.0 + s) for s in range(4)]
+    check = _check(current, baseline, "gpu_peak_mem:+10%")
+    assert check.verdict == "FAIL" and check.details["change"] == pytest.approx(30.0, abs=0.5)
+    assert check.details["baseline"] == pytest.approx(2001.5) and check.details["n_current"] == 4
+    # A CPU group has no GPU allocator: the gate is not applied (no WARN about missing samples either).
+    cpu = [result(path=CPU, seed=s) for s in range(2)]
+    assert regression_checks(label_runs(cpu), cpu, [parse_gate("gpu_peak_mem:+10%")]) == []
+
+
+def test_baseline_on_another_gpu_or_driver_is_refused_unless_allowed() -> None:
+    baseline = [result(path=GPU, seed=s, telemetry=gpu_telemetry("NVIDIA A100-SXM4-80GB", "535.54.03")) for s in (0, 1)]
+    for name, driver in (("NVIDIA H100 80GB HBM3", "535.54.03"), ("NVIDIA A100-SXM4-80GB", "590.48.01")):
+        current = label_runs([result(path=GPU, seed=s, telemetry=gpu_telemetry(name, driver)) for s in (0, 1)])
+        with pytest.raises(CompareError) as err:
+            regression_checks(current, baseline, regress.default_gates())
+        message = str(err.value)
+        assert "\n" not in message and "--allow-hardware-change" in message
+        assert (
+            "NVIDIA A100-SXM4-80GB (driver 535.54.03) (baseline)" in message and f"{name} (driver {driver})" in message
+        )
+        checks = regression_checks(current, baseline, regress.default_gates(), allow_hardware_change=True)
+        (hardware,) = [c for c in checks if c.name == "hardware"]
+        assert hardware.verdict == "WARN" and hardware.details["current"] == [[name, driver]]
+        assert len([c for c in checks if c.name == "regression"]) == 2  # the gates still ran
+
+
+def test_same_gpu_passes_silently_and_unknown_gpu_warns() -> None:
+    same = [result(path=GPU, seed=s) for s in (0, 1)]
+    checks = regression_checks(label_runs(same), same, regress.default_gates())
+    assert [c.name for c in checks] == ["regression", "regression"]
+    blind = [result(path=GPU, seed=s, with_telemetry=False) for s in (0, 1)]
+    checks = regression_checks(label_runs(same), blind, regress.default_gates())
+    (hardware,) = [c for c in checks if c.name == "hardware"]
+    assert hardware.verdict == "WARN" and "not recorded for the baseline" in hardware.summary

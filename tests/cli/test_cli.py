@@ -21,6 +21,7 @@ from tests.helpers import tfparity
         ["run", "--model", "baseline", "--epochs", "-1"],
         ["run", "--model", "baseline", "--batch-size", "zero"],
         ["run", "--model", "baseline", "--precision", "fp8"],
+        ["run", "--model", "baseline", "--precision", "tf32"],  # TF32 is GPU-only: refused at the edge
         ["run", "--model", "baseline", "--xla", "maybe"],
         ["run", "--model", "baseline", "--max-train-samples", "5"],
         ["run", "--model", "baseline", "--batch-size", "5000"],

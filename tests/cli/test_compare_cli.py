@@ -12,7 +12,8 @@ from harness.cli import compare
 from harness.cli.main import build_parser
 from harness.errors import UserError
 from harness.store.results import RunResult, load_result, write_result
-from tests.factories import BF16, CPU, result, seeds, write
+from tests.factories import BF16, CPU, GPU, gpu_telemetry, result, seeds, write
+from tests.helpers import tfparity
 
 BASE_ACCS = [0.920, 0.905, 0.931, 0.912, 0.925, 0.918]
 
@@ -144,3 +145,27 @@ def test_cli_baseline_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     # Default gates when --baseline has no --gate: throughput -5 % and test accuracy -margin.
     assert _cli([slow, "--baseline", base, "--json"]) == 1
     assert regressions() == {"throughput": True, "test_accuracy": False}
+
+
+def test_baseline_on_other_gpu_hardware_is_one_line_exit_2_unless_allowed(tmp_path: Path) -> None:
+    base = write([result(path=GPU, seed=s, telemetry=gpu_telemetry("NVIDIA A100-SXM4-80GB")) for s in (0, 1)],
+                 tmp_path / "base")  # fmt: skip
+    now = write([result(path=GPU, seed=s, telemetry=gpu_telemetry("NVIDIA L4", "550.54.15")) for s in (0, 1)],
+                tmp_path / "now")  # fmt: skip
+    for command in (["compare", str(now)], ["report", str(now), "-o", str(tmp_path / "report")]):
+        proc = tfparity(*command, "--baseline", str(base))
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "GPU hardware differs from the baseline's" in proc.stderr
+        assert "NVIDIA L4 (driver 550.54.15)" in proc.stderr and "--allow-hardware-change" in proc.stderr
+        assert not (tmp_path / "report" / "report.md").exists()
+    proc = tfparity("compare", str(now), "--baseline", str(base), "--allow-hardware-change", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (hardware,) = [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "hardware"]
+    assert hardware["verdict"] == "WARN" and hardware["details"]["allowed"] is True
+    proc = tfparity(
+        "report", str(now), "-o", str(tmp_path / "report"), "--baseline", str(base), "--allow-hardware-change"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "GPU hardware differs" in (tmp_path / "report" / "report.md").read_text()
+    proc = tfparity("compare", str(now), "--allow-hardware-change")
+    assert proc.returncode == 2 and "--allow-hardware-change needs --baseline" in proc.stderr

@@ -7,6 +7,7 @@ computed by hand; the verdict comes from the real compare.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import os
 import re
@@ -29,7 +30,8 @@ from harness.render.report import (
     sorted_checks,
 )
 from harness.render.table import Table
-from tests.factories import BF16, CPU, GPU_MIXED, SHA, XLA, png_size, result, seed_suite
+from harness.store.telemetry import Telemetry
+from tests.factories import BF16, CPU, GPU, GPU_MIXED, SHA, XLA, gpu_telemetry, png_size, result, seed_suite
 from tests.helpers import ROOT
 
 SYNTHETIC_TAG = "synthetic data"
@@ -192,3 +194,30 @@ def test_report_modules_import_without_tensorflow_or_matplotlib() -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_provenance_shows_gpu_facts_training_telemetry_and_throttling() -> None:
+    hot = gpu_telemetry(reasons=[0, 0x4, 0x4, 0x0], watts=200.0, interval_s=0.5)
+    cpu_facts = Telemetry(unavailable="CPU path: GPUs are not sampled", cpu_governors=["performance"], cpu_boost=False)
+    cpu = result(path=CPU, telemetry=cpu_facts)
+    trained = dataclasses.replace(result(path=GPU, telemetry=hot), n_train_used=3200)
+    rep = build_report([cpu, trained], compare_results([cpu]), with_figures=False)
+    table = rep.provenance
+    prov = {row[0].text: dict(zip(table.headers[1:], (c.text for c in row[1:]), strict=True)) for row in table.cells()}
+    gpu = {name: values["gpu-fp32"] for name, values in prov.items()}
+    assert gpu["GPU (NVML / nvidia-smi)"] == "NVIDIA A100-SXM4-80GB (GPU-513536b6…, cc 8.0, 81920 MB)"
+    assert gpu["GPU driver"] == "535.54.03 (CUDA 12.2; read through nvml)"
+    assert gpu["GPU settings"] == (
+        "power limit 400 W, persistence on, ECC on, application clocks n/a, max clocks 1410/1593 MHz"
+    )
+    # 3 intervals of 0.5 s at 200 W = 300 J for 3,200 samples x 3 epochs = 32 samples/J.
+    assert gpu["GPU during training (per run)"] == (
+        "SM 1410 MHz, util 97 %, mem 2600 MB, 63 °C max, 200 W mean, 300 J (32.0 samples/J)"
+    )
+    assert gpu["GPU throttling (share of samples)"] == "sw_power_cap 50%"
+    # Every GPU field of the CPU path is n/a; its CPU settings are shown.
+    assert prov["GPU (NVML / nvidia-smi)"]["cpu-fp32"] == "n/a" and prov["GPU driver"]["cpu-fp32"] == "n/a"
+    assert prov["CPU power"]["cpu-fp32"] == "governor performance, boost off"
+    md = report_markdown(rep, {})
+    assert "sw_power_cap 50%" in md and "NVIDIA A100-SXM4-80GB" in md
+    assert "sw_power_cap 50%" in report_html(rep)

@@ -8,8 +8,9 @@ from harness.analysis.claims import BN_GAP, seed_claims
 from harness.analysis.compare import compare_results
 from harness.analysis.history import History
 from harness.analysis.samples import label_runs
-from harness.render.text import comparison_json, comparison_text, history_text, run_summary
-from tests.factories import BF16, CPU, seed_suite, seeds
+from harness.render.text import comparison_json, comparison_text, history_text, result_text, run_summary
+from harness.store.telemetry import Telemetry
+from tests.factories import BF16, CPU, GPU, GPU_TF32, gpu_telemetry, result, seed_suite, seeds
 
 ACCS = [0.920, 0.905, 0.931]
 
@@ -58,3 +59,17 @@ def test_run_summary_never_says_yes_for_a_claim_one_seed_cannot_establish() -> N
     assert rows["BatchNormalization shrinks the train/val gap"] == "yes"
     assert rows["baseline reaches val accuracy ≥ 0.90 (last epoch)"] == "yes"
     assert rows["BN model's train accuracy stays < 0.95 (less memorisation)"] == "NO"
+
+
+def test_show_prints_gpu_facts_throttling_and_tf32() -> None:
+    text = result_text(result(path=GPU_TF32, telemetry=gpu_telemetry(reasons=[0, 0x40, 0, 0])))
+    lines = {line.split()[0] + (" " + line.split()[1] if line.startswith("gpu run") else ""): line
+             for line in text.splitlines()}  # fmt: skip
+    assert "TF32 True; loss scaling False" in lines["evidence"]
+    assert (
+        lines["gpu"].startswith("gpu        NVIDIA A100-SXM4-80GB GPU-513536b6") and "driver 535.54.03" in lines["gpu"]
+    )
+    assert "throttled: hw_thermal_slowdown 25%" in lines["gpu run"] and "energy 375 J" in lines["gpu run"]
+    blind = result_text(result(path=GPU, telemetry=Telemetry(unavailable="NVML: NVML Shared Library Not Found")))
+    assert "gpu        not recorded: NVML: NVML Shared Library Not Found" in blind.splitlines()
+    assert "gpu " not in result_text(result(path=CPU))  # no GPU lines for a CPU run

@@ -68,6 +68,24 @@ def test_mixed_policy_per_device_and_override() -> None:
     assert PathSpec().name == "cpu-fp32"
 
 
+def test_tf32_is_its_own_gpu_path_and_fp32_means_fp32() -> None:
+    tf32 = PathSpec("gpu", "tf32")
+    assert (tf32.name, tf32.policy, tf32.tensor_float_32) == ("gpu-tf32", "float32", True)
+    assert PathSpec("gpu", "tf32", xla=True).name == "gpu-tf32-xla"
+    # fp32 and the mixed policies run with TF32 off on every device.
+    assert not PathSpec("gpu", "fp32").tensor_float_32 and not PathSpec("gpu", "mixed").tensor_float_32
+    assert RunSpec.from_dict(RunSpec(path=tf32).to_dict()).path == tf32
+
+
+def test_tf32_on_cpu_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError) as err:
+        PathSpec("cpu", "tf32")
+    message = str(err.value)
+    assert "\n" not in message and "'tf32'" in message and "device 'cpu'" in message and "'fp32'" in message
+    with pytest.raises(ConfigError, match="needs precision 'mixed'"):
+        PathSpec("gpu", "tf32", mixed_policy="mixed_float16")
+
+
 def test_determinism_resolution_and_xla_conflict() -> None:
     assert RunSpec().deterministic_ops is True
     # XLA runs turn determinism off: Keras would silently drop jit_compile otherwise.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import ModuleType
@@ -68,3 +69,53 @@ def test_load_results_dir_skips_specs_and_manifest(tmp_path: Path, factories: Mo
         load_results([tmp_path / "specs" / ".." / "specs"])
     with pytest.raises(ResultError, match="no such results"):
         load_results([tmp_path / "missing"])
+
+
+def test_gpu_facts_round_trip_and_are_checked_strictly(tmp_path: Path, factories: ModuleType) -> None:
+    result = factories.result(path=factories.GPU, telemetry=factories.gpu_telemetry(reasons=[0, 4, None]))
+    path = write_result(result, tmp_path / "gpu.json")
+    loaded = load_result(path)
+    assert loaded == result and loaded.telemetry.samples[0].clocks_event_reasons == [0, 4, None]
+    assert loaded.memory.tf_gpu_peak_mb == {"GPU:0": 2100.0} and loaded.memory.gpu_peak_mb == 2100.0
+    data = json.loads(path.read_text())
+    for where, bad in (("samples", [{"index": 0, "power_w": ["hot"]}]), ("gpus", [{"name": "no index"}])):
+        broken = json.loads(json.dumps(data))
+        broken["telemetry"][where] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(broken))
+        with pytest.raises(ResultError, match=rf"bad.json.*telemetry\.{where}\[0\]"):
+            load_result(tmp_path / "bad.json")
+    broken = json.loads(json.dumps(data))
+    broken["memory"]["tf_gpu_peak_mb"] = {"GPU:0": "big"}
+    (tmp_path / "bad2.json").write_text(json.dumps(broken))
+    with pytest.raises(ResultError, match=r"tf_gpu_peak_mb\['GPU:0'\] must be a number"):
+        load_result(tmp_path / "bad2.json")
+
+
+def test_cpu_result_has_no_gpu_memory(factories: ModuleType) -> None:
+    assert factories.result().memory.gpu_peak_mb is None
+
+
+@pytest.mark.parametrize(
+    ("path", "overrides", "problem"),
+    [
+        # fp32 means fp32: TF32 on under an fp32 request is refused, and the reverse for tf32.
+        ("CPU", {"tensor_float_32": True}, "TensorFloat-32 execution is on, asked for off (precision 'fp32')"),
+        ("GPU_TF32", {"tensor_float_32": False}, "TensorFloat-32 execution is off, asked for on (precision 'tf32')"),
+        ("GPU_TF32", {"nvidia_tf32_override": "0"}, "NVIDIA_TF32_OVERRIDE=0"),
+        ("GPU_MIXED", {"loss_scaling": False}, "mixed_float16 without loss scaling"),
+        ("BF16", {"loss_scaling": True}, "loss scaling on under policy 'mixed_bfloat16'"),
+    ],
+)
+def test_numerics_evidence_mismatches(factories: ModuleType, path: str, overrides: dict, problem: str) -> None:
+    spec_path = getattr(factories, path)
+    result = factories.result(path=spec_path, evidence_overrides=overrides)
+    problems = result.evidence.mismatches(result.run_spec)
+    assert len(problems) == 1 and problem in problems[0], problems
+    clean = factories.result(path=spec_path)
+    assert clean.evidence.mismatches(clean.run_spec) == []
+
+
+def test_unrecorded_tf32_state_is_a_mismatch(factories: ModuleType) -> None:
+    result = factories.result()
+    evidence = dataclasses.replace(result.evidence, tensor_float_32=None)
+    assert evidence.mismatches(result.run_spec) == ["TensorFloat-32 state was not recorded, asked for TF32 off"]
