@@ -279,6 +279,26 @@ def test_the_gpu_check_on_this_engine_fails_in_one_line_naming_the_toolkit(
 
 
 @pytest.mark.docker
+def test_make_gpu_check_without_a_gpu_prints_the_cause_and_one_fail_verdict(
+    engine: None, tmp_path: Path, no_leftovers: None
+) -> None:
+    if gpu_visible():
+        pytest.skip("this host has a GPU runtime: the failure path cannot be shown here")
+    out = tmp_path / "gpu-check"
+    proc = subprocess.run(
+        ["make", "-s", "-o", "install", "gpu-check", f"GPU_CHECK_DIR={out}", f"TFPARITY={sys.executable} -m harness",
+         f"PY={sys.executable}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("tfparity:")]
+    assert len(errors) == 1 and "(no_container_toolkit)" in errors[0], proc.stderr[-2000:]
+    verdicts = [ln for ln in proc.stdout.splitlines() if ln.startswith("gpu-check: ")]
+    assert verdicts == ["gpu-check: FAIL (the GPU check failed: the line above names the cause; nothing was run)"]
+    assert not out.exists()
+
+
+@pytest.mark.docker
 def test_the_check_of_tensorflow_in_the_image_classifies_a_container_without_a_driver(
     gpu_image: dict[str, Any], no_leftovers: None
 ) -> None:
