@@ -71,7 +71,8 @@ gpu-check: install
 	@TFPARITY="$(TFPARITY)" PY=$(PY) GPUS=$(GPUS) bash docker/gpu-check.sh $(GPU_CHECK_DIR)
 
 # Exited run containers, then the untagged images that rebuilds replaced (only tfparity's: they
-# carry its source-hash label). Never a tagged image, never a running container.
+# carry its source-hash label), then the GPU dependency images (6 GB each) that tfparity:gpu no
+# longer uses (a refreshed GPU wheelhouse makes a new one). Never a running container.
 docker-clean:
 	@for service in bench-cpu bench-gpu; do \
 	  ids=$$(docker ps -aq --filter label=com.docker.compose.service=$$service --filter status=exited \
@@ -79,3 +80,7 @@ docker-clean:
 	  if [ -n "$$ids" ]; then docker rm -f $$ids; fi; \
 	done
 	docker image prune -f --filter label=org.tfparity.source-hash
+	@keep=$$(docker image inspect -f '{{index .Config.Labels "org.tfparity.gpu-deps"}}' tfparity:gpu 2>/dev/null); \
+	for tag in $$(docker images --format '{{.Repository}}:{{.Tag}}' tfparity-gpu-deps); do \
+	  if [ "$$tag" != "$$keep" ]; then docker rmi "$$tag" || echo "docker-clean: $$tag is still in use"; fi; \
+	done

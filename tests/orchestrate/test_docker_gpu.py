@@ -395,8 +395,16 @@ def test_make_gpu_check_runs_every_gpu_path_and_prints_one_verdict(gpu_host: int
     assert verdicts[0].split()[1] in ("PASS", "WARN"), verdicts[0]
     assert proc.returncode == 0
     assert (tmp_path / "report" / "report.html").is_file()
-    paths = {json.loads(p.read_text())["spec"]["path"]["precision"] for p in (tmp_path / "gpu").rglob("*-gpu-*.json")}
-    assert {"fp32", "mixed"} <= paths
+    results = [json.loads(p.read_text()) for p in (tmp_path / "gpu").rglob("*-gpu-*.json") if p.parent.name != "specs"]
+    assert all(r["status"] == "ok" for r in results), [r["error"] for r in results if r["status"] != "ok"]
+    ran = {
+        (r["spec"]["path"]["precision"], r["spec"]["path"]["xla"], r["spec"]["loop"], r["spec"]["mode"])
+        for r in results
+    }
+    for path in (("fp32", False, "fit", "train"), ("tf32", False, "fit", "train"), ("mixed", False, "fit", "train"),
+                 ("fp32", True, "fit", "train"), ("fp32", True, "compiled", "train"), ("fp32", False, "fit", "probe"),
+                 ("tf32", False, "fit", "probe"), ("mixed", False, "fit", "probe")):  # fmt: skip
+        assert path in ran, (path, sorted(ran))
 
 
 def test_gpu_tests_are_skipped_not_passed_without_a_gpu() -> None:
