@@ -17,7 +17,8 @@ help:
 	@echo "make test         the full test suite (real TensorFlow; docker/browser tests need their services)"
 	@echo "make perf         performance benchmark of the harness (benchmarks/perf.py)"
 	@echo "make bench-cpu    the seed suite in the CPU container (DATASET=mnist by default)"
-	@echo "make bench-gpu    the seed suite in the CUDA container (needs the NVIDIA Container Toolkit)"
+	@echo "make bench-gpu    the GPU check, then the seed suite in the CUDA container (NVIDIA Container Toolkit)"
+	@echo "make gpu-check    GPU owners: every GPU path for one short epoch vs the CPU path, one verdict"
 	@echo "make nightly      the nightly pipeline locally (bench-cpu [+ bench-gpu], compare, report)"
 	@echo "make lint         ruff, mypy and the architecture rules (CI runs it)"
 

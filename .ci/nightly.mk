@@ -1,62 +1,98 @@
 # The nightly pipeline, locally and in CI (.github/workflows/nightly.yml runs the same targets).
 # Included by the top-level Makefile, which defines PY, TFPARITY and RESULTS_DIR; the container
-# benchmarks bench-cpu / bench-gpu come from docker/docker.mk and write under $(RESULTS_DIR).
+# benchmarks (bench-cpu, probe-cpu, bench-gpu-paths) come from docker/docker.mk.
 #
-#   make nightly                 bench-cpu (+ bench-gpu when nvidia-smi sees a GPU), report, gate, archive
-#   make nightly-report          report over the result sets in $(NIGHTLY_DIR) (always exits 0)
-#   make nightly-gate            tfparity compare (+ --baseline: the newest passing history entry); 1 on FAIL
-#   make nightly-archive         add this night's result sets to $(HISTORY_DIR)
+#   make nightly          the CPU set (+ the GPU set when a GPU is expected), report, gate, archive;
+#                         a failed or missing set never stops the report, the gate or the archive
+#   make nightly-cpu      the seed suite and its numerics probe in CPU containers   -> $(NIGHTLY_DIR)/cpu
+#   make nightly-gpu      every GPU path (fp32, tf32, mixed fp16, XLA, compiled loop) and the GPU
+#                         probes in GPU containers                                  -> $(NIGHTLY_DIR)/gpu
+#   make nightly-report   report over the sets that have results (titled INCOMPLETE when one is missing)
+#   make nightly-gate     fails when an expected set is missing or failed, on a FAIL verdict, or on a
+#                         regression against the newest passing history entry
+#   make nightly-archive  add the night to $(HISTORY_DIR), labelled nightly (complete, gate passed),
+#                         nightly-failed (gate failed) or nightly-incomplete (a set missing or failed);
+#                         only `nightly` entries are ever a regression baseline
 #
+# Whether a GPU set is expected: NIGHTLY_EXPECT_GPU=yes|no|auto (auto, the default: yes when
+# `nvidia-smi -L` lists a GPU). The workflow's compare job says yes: it always has a GPU job.
+#
+NIGHTLY_MK_DIR := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+
 # One nightly = one stamp; it is exported so that the sub-makes below agree on it.
 ifndef NIGHTLY_STAMP
 NIGHTLY_STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 endif
 export NIGHTLY_STAMP
 
+NIGHTLY_EXPECT_GPU ?= auto
+ifeq ($(NIGHTLY_EXPECT_GPU),auto)
+NIGHTLY_GPU_EXPECTED := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes || echo no)
+else ifneq ($(filter $(NIGHTLY_EXPECT_GPU),yes no),)
+NIGHTLY_GPU_EXPECTED := $(NIGHTLY_EXPECT_GPU)
+else
+$(error NIGHTLY_EXPECT_GPU must be yes, no or auto, got '$(NIGHTLY_EXPECT_GPU)')
+endif
+export NIGHTLY_GPU_EXPECTED
+
 NIGHTLY_DIR ?= $(RESULTS_DIR)/nightly/$(NIGHTLY_STAMP)
 NIGHTLY_REPORT_DIR ?= $(NIGHTLY_DIR)/report
 HISTORY_DIR ?= $(RESULTS_DIR)/history
 NIGHTLY_LABEL ?= nightly
 NIGHTLY_MARGIN_PP ?= 1.0
-# Result sets of this night: one directory per machine (cpu/, gpu/); whichever exist.
-NIGHTLY_SETS = $(wildcard $(NIGHTLY_DIR)/cpu $(NIGHTLY_DIR)/gpu)
+# The gate's outcome for the archive label: success or failure (the workflow passes its gate step's).
+NIGHTLY_GATE_OUTCOME ?= success
+# Result sets of this night that hold results (cpu/, gpu/); a set directory with only its status file
+# (a GPU check that failed before any run) is not a result set.
+NIGHTLY_SETS = $(foreach s,cpu gpu,$(if $(filter-out %/suite.json,$(wildcard $(NIGHTLY_DIR)/$(s)/*.json \
+  $(NIGHTLY_DIR)/$(s)/*/*.json)),$(NIGHTLY_DIR)/$(s)))
+NIGHTLY_INCOMPLETE = bash $(NIGHTLY_MK_DIR)nightly-sets.sh $(NIGHTLY_DIR) $(NIGHTLY_GPU_EXPECTED)
 # The regression baseline: the newest history entry that passed its gate (empty on the first night).
 NIGHTLY_BASELINE = $(shell $(TFPARITY) history $(HISTORY_DIR) --latest --label $(NIGHTLY_LABEL) 2>/dev/null)
-# A GPU is used when the NVIDIA driver answers; anything else means a CPU-only nightly.
-NIGHTLY_HAVE_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 
 .PHONY: nightly nightly-cpu nightly-gpu nightly-report nightly-gate nightly-archive
 
 nightly:
-	$(MAKE) nightly-cpu
-ifeq ($(NIGHTLY_HAVE_GPU),yes)
-	$(MAKE) nightly-gpu
+	-@$(MAKE) --no-print-directory nightly-cpu
+ifeq ($(NIGHTLY_GPU_EXPECTED),yes)
+	-@$(MAKE) --no-print-directory nightly-gpu
 else
-	@echo "nightly: no GPU (nvidia-smi failed or is missing): skipping bench-gpu"
+	@echo "nightly: no GPU expected (NIGHTLY_EXPECT_GPU=$(NIGHTLY_EXPECT_GPU); nvidia-smi lists none): a CPU-only night"
 endif
-	$(MAKE) nightly-report
-	@status=0; $(MAKE) nightly-gate || status=$$?; \
-	if [ $$status -eq 0 ]; then label=$(NIGHTLY_LABEL); else label=$(NIGHTLY_LABEL)-failed; fi; \
-	$(MAKE) nightly-archive NIGHTLY_ARCHIVE_LABEL=$$label && exit $$status
+	-@$(MAKE) --no-print-directory nightly-report
+	@status=0; $(MAKE) --no-print-directory nightly-gate || status=$$?; \
+	if [ $$status -eq 0 ]; then outcome=success; else outcome=failure; fi; \
+	$(MAKE) --no-print-directory nightly-archive NIGHTLY_GATE_OUTCOME=$$outcome && exit $$status
 
+# Each set records its benchmarks' exit status next to its results (bench-exit.txt): a failed run,
+# a failed GPU check or a crash makes the set incomplete, whatever results it holds.
 nightly-cpu:
-	$(MAKE) bench-cpu RESULTS_DIR=$(NIGHTLY_DIR)/cpu
+	@mkdir -p $(NIGHTLY_DIR)/cpu; status=0; \
+	$(MAKE) --no-print-directory -k bench-cpu probe-cpu RESULTS_DIR=$(NIGHTLY_DIR)/cpu || status=$$?; \
+	echo $$status > $(NIGHTLY_DIR)/cpu/bench-exit.txt; exit $$status
 
 nightly-gpu:
-	$(MAKE) bench-gpu RESULTS_DIR=$(NIGHTLY_DIR)/gpu
+	@mkdir -p $(NIGHTLY_DIR)/gpu; status=0; \
+	$(MAKE) --no-print-directory bench-gpu-paths RESULTS_DIR=$(NIGHTLY_DIR)/gpu || status=$$?; \
+	echo $$status > $(NIGHTLY_DIR)/gpu/bench-exit.txt; exit $$status
 
 nightly-report:
 	@test -n "$(NIGHTLY_SETS)" || { echo "nightly-report: no result sets in $(NIGHTLY_DIR) (cpu/, gpu/)" >&2; exit 2; }
-	$(TFPARITY) report $(NIGHTLY_SETS) -o $(NIGHTLY_REPORT_DIR) --margin-pp $(NIGHTLY_MARGIN_PP) \
+	@missing="$$($(NIGHTLY_INCOMPLETE) | paste -sd ';' -)"; \
+	title="tfparity nightly $(NIGHTLY_STAMP)$${missing:+ -- INCOMPLETE: $$missing}"; \
+	echo "$(TFPARITY) report $(NIGHTLY_SETS) -o $(NIGHTLY_REPORT_DIR)"; \
+	$(TFPARITY) report $(NIGHTLY_SETS) -o $(NIGHTLY_REPORT_DIR) --margin-pp $(NIGHTLY_MARGIN_PP) --title "$$title" \
 	  $(if $(wildcard $(HISTORY_DIR)),--history $(HISTORY_DIR)) \
 	  $(if $(NIGHTLY_BASELINE),--baseline $(NIGHTLY_BASELINE))
 
-# Agreement across all paths of the night, then each machine's set against the same machine's set
-# in the baseline entry (a history entry holds cpu/ and gpu/ like $(NIGHTLY_DIR)). Every compare
-# runs, so the log shows all failures; the target fails if any of them does.
+# Completeness first (one FAIL line per missing or failed set), then agreement across all paths of
+# the night, then each machine's set against the same machine's set in the baseline entry (a history
+# entry holds cpu/ and gpu/ like $(NIGHTLY_DIR)). Every step runs, so the log shows all failures.
 nightly-gate:
-	@test -n "$(NIGHTLY_SETS)" || { echo "nightly-gate: no result sets in $(NIGHTLY_DIR) (cpu/, gpu/)" >&2; exit 2; }
 	@status=0; baseline="$(NIGHTLY_BASELINE)"; \
+	missing="$$($(NIGHTLY_INCOMPLETE))" || status=1; \
+	if [ -n "$$missing" ]; then echo "$$missing" | sed 's/^/nightly-gate: FAIL: /'; fi; \
+	if [ -z "$(NIGHTLY_SETS)" ]; then echo "nightly-gate: FAIL: no result sets in $(NIGHTLY_DIR) (cpu/, gpu/)"; exit 1; fi; \
 	echo "$(TFPARITY) compare $(NIGHTLY_SETS) --margin-pp $(NIGHTLY_MARGIN_PP)"; \
 	$(TFPARITY) compare $(NIGHTLY_SETS) --margin-pp $(NIGHTLY_MARGIN_PP) || status=1; \
 	if [ -z "$$baseline" ]; then echo "nightly-gate: no passing history entry in $(HISTORY_DIR): no regression baseline"; fi; \
@@ -69,7 +105,10 @@ nightly-gate:
 	done; \
 	exit $$status
 
-NIGHTLY_ARCHIVE_LABEL ?= $(NIGHTLY_LABEL)
 nightly-archive:
 	@test -n "$(NIGHTLY_SETS)" || { echo "nightly-archive: no result sets in $(NIGHTLY_DIR) (cpu/, gpu/)" >&2; exit 2; }
-	$(TFPARITY) history $(HISTORY_DIR) --add $(NIGHTLY_SETS) --label $(NIGHTLY_ARCHIVE_LABEL) --stamp $(NIGHTLY_STAMP)
+	@if ! $(NIGHTLY_INCOMPLETE) >/dev/null; then label=$(NIGHTLY_LABEL)-incomplete; \
+	elif [ "$(NIGHTLY_GATE_OUTCOME)" = success ]; then label=$(NIGHTLY_LABEL); \
+	else label=$(NIGHTLY_LABEL)-failed; fi; \
+	echo "$(TFPARITY) history $(HISTORY_DIR) --add $(NIGHTLY_SETS) --label $$label --stamp $(NIGHTLY_STAMP)"; \
+	$(TFPARITY) history $(HISTORY_DIR) --add $(NIGHTLY_SETS) --label $$label --stamp $(NIGHTLY_STAMP)

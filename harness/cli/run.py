@@ -100,7 +100,20 @@ def _where(ex: Group) -> None:
     ex.add_argument("--timeout", type=types.positive_float, metavar="SECONDS", help="per-run timeout")
     ex.add_argument("--rebuild", action="store_true", help="docker: rebuild the image first")
     ex.add_argument("--memory-limit", help="docker: container memory limit, e.g. 2g")
+    ex.add_argument(
+        "--gpus",
+        type=_gpu_ids,
+        metavar="IDS",
+        help="docker --device gpu: the GPU ids each container gets, e.g. 0 or 0,1 (default 0: one GPU per run)",
+    )
     ex.add_argument("--inject-fault", choices=names.FAULTS, help=argparse.SUPPRESS)
+
+
+def _gpu_ids(text: str) -> str:
+    """Validated here (one line, exit 2), handed to the docker backend as given."""
+    from harness.cli.docker import gpu_ids
+
+    return ",".join(gpu_ids(text))
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
@@ -176,8 +189,13 @@ def make_backend(args: argparse.Namespace, device: str) -> Any:
     from harness.orchestrate.backends import get_backend
 
     options: dict[str, Any] = {"data_dir": args.data_dir}
+    if args.gpus is not None and (args.backend != "docker" or device != "gpu"):
+        raise ConfigError(
+            f"--gpus {args.gpus} selects GPUs for --backend docker --device gpu, got --backend {args.backend} "
+            f"--device {device} (the local backend sees the GPUs of CUDA_VISIBLE_DEVICES)"
+        )
     if args.backend == "docker":
-        options.update(device=device, rebuild=args.rebuild, memory_limit=args.memory_limit)
+        options.update(device=device, rebuild=args.rebuild, memory_limit=args.memory_limit, gpus=args.gpus)
     return get_backend(args.backend, **options)
 
 

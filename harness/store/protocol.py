@@ -6,6 +6,9 @@ container), reads its combined output line by line and waits for its exit code:
 * ``TFPARITY_PROGRESS {"epoch": e, "epochs": n, "elapsed_s": t}`` lines report progress;
 * a line starting ``tfparity-worker: `` is the worker's own one-line error (the last one wins);
 * the exit code says what happened (:class:`ExitCode`); the result file says the rest.
+
+The worker's check modules (``python -m harness.worker.cuda_image`` / ``harness.worker.gpu_check``,
+run in the GPU image) report what they found as one ``TFPARITY_FACTS {"kind": ..., ...}`` line.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 PROGRESS_PREFIX = "TFPARITY_PROGRESS "
 WORKER_ERROR_PREFIX = "tfparity-worker: "
 WORKER_MODULE = "harness.worker"
+FACTS_PREFIX = "TFPARITY_FACTS "
 
 
 class ExitCode(IntEnum):
@@ -59,6 +63,25 @@ def parse_progress(line: str, run_id: str) -> Progress | None:
     except (ValueError, KeyError, TypeError):
         log.debug("ignoring malformed progress line %r", line)
         return None
+
+
+def facts_line(kind: str, facts: dict[str, object]) -> str:
+    """The one line a check module prints: its kind and what it found, as JSON."""
+    return FACTS_PREFIX + json.dumps({"kind": kind, **facts}, default=str)
+
+
+def parse_facts(lines: Iterable[str], kind: str) -> dict[str, object] | None:
+    """The facts of the last well-formed ``kind`` line in ``lines``; None when there is none."""
+    for line in reversed(list(lines)):
+        if not line.startswith(FACTS_PREFIX):
+            continue
+        try:
+            data = json.loads(line[len(FACTS_PREFIX) :])
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("kind") == kind:
+            return data
+    return None
 
 
 def is_progress(line: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GIT_COMMIT_ENV = "TFPARITY_GIT_COMMIT"  # baked into container images at build time
+GPU_IDS_ENV = "TFPARITY_GPUS"  # the device ids of a docker GPU run's device request (--gpus)
 
 ENV_ALLOW_PREFIXES = (
     "TF_",
@@ -86,6 +87,7 @@ def host_environment() -> dict[str, Any]:
         "container_image": os.environ.get("TFPARITY_CONTAINER_IMAGE") or None,
         "image_id": os.environ.get("TFPARITY_IMAGE_ID") or None,
         "base_image": os.environ.get("TFPARITY_BASE_IMAGE") or None,
+        "gpu_device_ids": os.environ[GPU_IDS_ENV].split(",") if os.environ.get(GPU_IDS_ENV) else None,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
@@ -102,6 +104,7 @@ def without_tensorflow() -> dict[str, Any]:
         **host_environment(),
         "tensorflow_version": None,
         "keras_version": None,
+        "numpy_version": None,
         "tf_build_info": {},
         "gpus": [],
     }

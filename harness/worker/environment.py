@@ -31,8 +31,13 @@ def nvidia_smi_gpus() -> list[dict[str, str]]:
 
 
 def tf_environment(tf: Any) -> dict[str, Any]:
-    """TensorFlow version, build info (CUDA/cuDNN on CUDA builds) and visible GPUs."""
+    """TensorFlow, Keras and NumPy versions, build info (CUDA/cuDNN on CUDA builds) and visible GPUs.
+
+    Keras and NumPy are recorded because the CPU and GPU images must run the same ones (initial
+    weights and the compiled loop depend on Keras internals): a difference there is not a device's.
+    """
     import keras
+    import numpy
 
     build = {
         k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
@@ -52,6 +57,7 @@ def tf_environment(tf: Any) -> dict[str, Any]:
     return {
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
+        "numpy_version": numpy.__version__,
         "tf_build_info": build,
         "gpus": gpus,
     }

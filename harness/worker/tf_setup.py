@@ -38,9 +38,10 @@ def configure_tensorflow(spec: RunSpec) -> Any:
     gpus = tf.config.list_physical_devices("GPU")
     if spec.path.device == "gpu":
         if not gpus:
+            from harness.worker.gpu_check import no_gpu_reason
+
             raise PathMismatchError(
-                "device 'gpu' requested but TensorFlow sees no GPU (CPU-only build, no CUDA device, or no "
-                "NVIDIA runtime in the container); refusing to fall back to CPU"
+                f"device 'gpu' requested but TensorFlow sees no GPU: {no_gpu_reason(tf)}; refusing to fall back to CPU"
             )
         for gpu in gpus:  # allocate as needed so the memory figure means something
             tf.config.experimental.set_memory_growth(gpu, True)

@@ -28,13 +28,14 @@ from harness.errors import BackendError, ConfigError, RunInterrupted
 from harness.orchestrate.backends.base import Backend, Execution, ProgressFn
 from harness.orchestrate.backends.docker import compose
 from harness.orchestrate.backends.docker.engine import call, check_compose, check_engine
-from harness.orchestrate.backends.docker.gpu import check_gpu_runtime
+from harness.orchestrate.backends.docker.gpu import check_toolkit, device_override, parse_gpu_ids
 from harness.orchestrate.backends.docker.image import ensure_image
 from harness.orchestrate.backends.docker.ownership import arrange_ownership, check_data_readable, nothing
 from harness.orchestrate.backends.docker.settings import (
     CONTAINER_DATA,
     CONTAINER_RESULTS,
     DEFAULT_BASE_IMAGES,
+    DEFAULT_GPU_IDS,
     DEFAULT_IMAGES,
     LABEL_BASE_IMAGE,
     LABEL_RUN_ID,
@@ -91,9 +92,16 @@ class DockerBackend(Backend):
         image: str | None = None,
         base_image: str | None = None,
         memory_limit: str | int | None = None,
+        gpus: str | None = None,
     ) -> None:
         if device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
+        if gpus is not None and device != "gpu":
+            raise ConfigError(
+                f"--gpus selects the GPUs of --device gpu containers, got --gpus {gpus!r} with --device {device}"
+            )
+        # Explicit device ids in the compose device request (one GPU unless more are named).
+        self.gpu_ids = parse_gpu_ids(gpus) if gpus is not None else DEFAULT_GPU_IDS
         self.device = device
         self.rebuild = rebuild
         self.data_dir = Path(data_dir if data_dir is not None else data.default_data_dir()).resolve()
@@ -117,7 +125,7 @@ class DockerBackend(Backend):
         check_compose()
         compose.sweep_stale_containers()
         if self.device == "gpu":
-            check_gpu_runtime(self.image)
+            check_toolkit(self.gpu_ids, self.image)
         self._image_info = ensure_image(self.device, tag=self.image, base_image=self.base_image, rebuild=self.rebuild)
         self._prepare_data(specs)
         check_data_readable(self.data_dir, [f"{s.dataset}.npz" for s in specs])
@@ -136,7 +144,8 @@ class DockerBackend(Backend):
         """What the backend knows about the container, for results the worker did not write."""
         info = self._image_info or {}
         base = (info.get("labels") or {}).get(LABEL_BASE_IMAGE) or self.base_image
-        return {"backend": "docker", "container_image": self.image, "image_id": info.get("id"), "base_image": base}
+        env = {"backend": "docker", "container_image": self.image, "image_id": info.get("id"), "base_image": base}
+        return {**env, "gpu_device_ids": list(self.gpu_ids)} if self.device == "gpu" else env
 
     def log_prefix(self, spec: RunSpec) -> str:
         return f"[docker {spec.run_id}] "
@@ -164,7 +173,8 @@ class DockerBackend(Backend):
         dc: Any = None
         try:
             user, restore = arrange_ownership(out_dir, run.spec_path)
-            dc = compose.compose_client(project, self._env_file(Path(tmp.name), out_dir, user))
+            overrides = [device_override(Path(tmp.name), self.gpu_ids)] if self.device == "gpu" else []
+            dc = compose.compose_client(project, self._env_file(Path(tmp.name), out_dir, user), overrides)
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log.info("run %s: container %s (image %s)", run.spec.run_id, project, self.image)
             labels = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite}
@@ -207,6 +217,7 @@ class DockerBackend(Backend):
                 "TFPARITY_DATA_DIR": str(self.data_dir),
                 "TFPARITY_USER": user,
                 "TFPARITY_MEMORY_LIMIT": self.memory_limit or "0",
+                "TFPARITY_GPUS": ",".join(self.gpu_ids) if self.device == "gpu" else "",
             },
         )
 

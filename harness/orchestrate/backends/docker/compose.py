@@ -31,8 +31,10 @@ def write_env_file(directory: Path, values: dict[str, str]) -> Path:
     return path
 
 
-def compose_client(project: str, env_file: Path) -> Any:
-    return client(compose_files=[COMPOSE_FILE], compose_project_name=project, compose_env_files=[env_file])
+def compose_client(project: str, env_file: Path, overrides: list[Path] | None = None) -> Any:
+    """A client for ``project``: docker/compose.yaml plus ``overrides`` (e.g. the GPU device request)."""
+    files = [COMPOSE_FILE, *(overrides or [])]
+    return client(compose_files=files, compose_project_name=project, compose_env_files=[env_file])
 
 
 def cleanup_project(dc: Any, project: str) -> None:

@@ -11,16 +11,28 @@ DOCKERFILE = DOCKER_DIR / "Dockerfile"
 WHEELHOUSE_DIR = DOCKER_DIR / ".wheelhouse"
 BUILD_BASE_SCRIPT = DOCKER_DIR / "build-base-image.sh"
 WHEELHOUSE_SCRIPT = DOCKER_DIR / "make-wheelhouse.sh"
+# The GPU image: a dependency layer made once per wheelhouse (docker run --network none + commit, by
+# GPU_DEPS_SCRIPT) under a thin Dockerfile; see docker/Dockerfile.gpu.
+DOCKERFILE_GPU = DOCKER_DIR / "Dockerfile.gpu"
+GPU_WHEELHOUSE_DIR = DOCKER_DIR / ".wheelhouse-gpu"
+GPU_CONSTRAINTS = DOCKER_DIR / "constraints-gpu.txt"
+GPU_DEPS_SCRIPT = DOCKER_DIR / "build-gpu-deps.sh"
+GPU_DEPS_REPOSITORY = "tfparity-gpu-deps"
 DEFAULT_IMAGES = {"cpu": "tfparity:cpu", "gpu": "tfparity:gpu"}
-# CPU: the registry-free Debian base built by `make base-image`; GPU: TF's CUDA image (it brings TF).
+# Both images start from the registry-free Debian base built by `make base-image`; TensorFlow (and for
+# the GPU image the CUDA libraries, as NVIDIA's pip wheels) comes from the host's wheelhouse.
 LOCAL_BASE_IMAGE = "tfparity-base:bookworm"
-DEFAULT_BASE_IMAGES = {"cpu": LOCAL_BASE_IMAGE, "gpu": "tensorflow/tensorflow:2.21.0-gpu"}
+DEFAULT_BASE_IMAGES = {"cpu": LOCAL_BASE_IMAGE, "gpu": LOCAL_BASE_IMAGE}
 SERVICES = {"cpu": "bench-cpu", "gpu": "bench-gpu"}
+# One GPU per run unless --gpus names more: explicit device ids in the compose device request, never
+# `count: all` (a run must not silently spread over, or contend for, every GPU of the host).
+DEFAULT_GPU_IDS = ("0",)
 CONTAINER_UID = 10001  # the image's user (docker/Dockerfile APP_UID)
 CONTAINER_RESULTS = "/results"
 CONTAINER_DATA = "/data"
 LABEL_SOURCE_HASH = "org.tfparity.source-hash"
 LABEL_BASE_IMAGE = "org.tfparity.base-image"
+LABEL_GPU_DEPS = "org.tfparity.gpu-deps"  # the GPU image's dependency layer (tfparity-gpu-deps:<key>)
 # On run containers, so that `docker ps --filter label=org.tfparity.suite=seed` finds a suite's.
 LABEL_RUN_ID = "org.tfparity.run-id"
 LABEL_SUITE = "org.tfparity.suite"
