@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.errors import BackendError
 from harness.orchestrate.backends.docker.compose import cleanup_project, compose_client, project_name, write_env_file
 from harness.orchestrate.backends.docker.engine import call, check_engine, image_exists
+from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.settings import (
     CONTAINER_UID,
     DEFAULT_IMAGES,
@@ -55,7 +56,7 @@ def check_gpu_runtime(probe_image: str | None = None) -> None:
                 tty=False,
                 remove=True,
                 dependencies=False,
-                labels={LABEL_PURPOSE: "gpu-check"},
+                labels={LABEL_PURPOSE: "gpu-check", **Owner.me().labels()},
             )
         finally:
             cleanup_project(dc, project)

@@ -1,7 +1,7 @@
 """The worker images: staged build context, classic-builder build, staleness by source hash.
 
 Images (``tfparity:cpu``/``tfparity:gpu``) are built with the classic builder (python-on-whales'
-``docker.build`` needs buildx; :func:`legacy_build` is its ``legacy_build`` plus ``--force-rm``) from
+``docker.build`` needs buildx; :func:`~.build.legacy_build` shows its progress) from
 a small staged context (harness/, pyproject.toml, requirements.txt, the wheelhouse), never the
 whole checkout. An image carries a hash of the harness sources as a label: a stale image (the code
 changed since the build) is rebuilt, so a container never runs other code than the host's
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BackendError
-from harness.orchestrate.backends.docker.engine import call, client, image_exists, image_info
+from harness.orchestrate.backends.docker.build import Notify, legacy_build
+from harness.orchestrate.backends.docker.engine import image_exists, image_info
 from harness.orchestrate.backends.docker.settings import (
     BUILD_BASE_SCRIPT,
     DEFAULT_BASE_IMAGES,
@@ -112,17 +113,8 @@ def stage_context(dest: Path, use_wheelhouse: bool) -> None:
                 shutil.copy2(whl, wheels / whl.name)
 
 
-def build_image(
-    device: str = "cpu", *, tag: str | None = None, base_image: str | None = None, no_cache: bool = False
-) -> dict[str, Any]:
-    """Build the worker image for ``device``; returns its :func:`image_info`.
-
-    For the registry-free CPU base, the base image and the wheelhouse are made first when missing
-    (docker/build-base-image.sh, docker/make-wheelhouse.sh). A failed build is a BackendError quoting
-    the last lines of the build log.
-    """
-    tag = tag or DEFAULT_IMAGES[device]
-    base_image = base_image or DEFAULT_BASE_IMAGES[device]
+def _prepare_inputs(device: str, base_image: str, say: Notify) -> None:
+    """The base image (the registry-free one is built here, never pulled) and the wheelhouse."""
     if not image_exists(base_image):
         if base_image != LOCAL_BASE_IMAGE:
             # A build never pulls implicitly: registry access is a deliberate step (make image-gpu does it).
@@ -131,16 +123,37 @@ def build_image(
                 "needs access to its registry, e.g. make image-gpu) or use the registry-free CPU base "
                 f"{LOCAL_BASE_IMAGE!r} (make base-image)"
             )
+        say(f"building the base image {LOCAL_BASE_IMAGE} first (debootstrap + python3, about a minute)")
         run_script(BUILD_BASE_SCRIPT)
     # The wheelhouse feeds the CPU image (TF comes from it): the script refreshes it when the
     # requirements or the venv's pinned versions changed, and returns at once otherwise. A -gpu base
     # brings TF itself; the other requirements come from the wheelhouse when there is one.
     if device == "cpu":
         run_script(WHEELHOUSE_SCRIPT)
+
+
+def build_image(
+    device: str = "cpu",
+    *,
+    tag: str | None = None,
+    base_image: str | None = None,
+    no_cache: bool = False,
+    notify: Notify | None = None,
+) -> dict[str, Any]:
+    """Build the worker image for ``device``; returns its :func:`image_info`.
+
+    For the registry-free CPU base, the base image and the wheelhouse are made first when missing
+    (docker/build-base-image.sh, docker/make-wheelhouse.sh). A failed build is a BackendError quoting
+    the last lines of the build log. ``notify`` gets the progress (one line per build step).
+    """
+    say = notify or (lambda text: log.info("%s", text))
+    tag = tag or DEFAULT_IMAGES[device]
+    base_image = base_image or DEFAULT_BASE_IMAGES[device]
+    _prepare_inputs(device, base_image, say)
     use_wheelhouse = any(WHEELHOUSE_DIR.glob("*.whl"))
     _others, tf_requirement = requirements()
     started = time.monotonic()
-    log.info("building image %s from %s (classic builder, about a minute the first time)", tag, base_image)
+    say(f"building image {tag} from {base_image} (minutes the first time, seconds after a code change)")
     with tempfile.TemporaryDirectory(prefix="tfparity-build-") as ctx:
         stage_context(Path(ctx), use_wheelhouse)
         build_args = {
@@ -160,56 +173,34 @@ def build_image(
             build_args=build_args,
             network="none" if device == "cpu" else None,
             no_cache=no_cache,
+            notify=notify,
         )
     info = image_info(tag)
-    log.info("built %s (%s) in %.0f s", tag, info["id"][:19], time.monotonic() - started)
+    say(f"built image {tag} ({info['id'][:19]}) in {time.monotonic() - started:.0f} s")
     # The image it replaces stays (untagged): a suite started before may still run it by id. Its
     # own layers are a few MB; `make docker-clean` prunes them.
     return info
 
 
-def legacy_build(
-    what: str, context: Path, *, tag: str, build_args: dict[str, str], network: str | None, no_cache: bool
-) -> None:
-    """``docker build`` with the classic builder (python-on-whales' ``docker.build`` needs buildx).
-
-    Like ``docker.legacy_build``, plus ``--force-rm``: a failed step must not leave its intermediate
-    container behind. ``DOCKER_BUILDKIT=0`` stops a newer CLI from looking for buildx.
-    """
-    from python_on_whales.utils import run
-
-    cmd = client().client_config.docker_cmd + [
-        "build",
-        "--quiet",
-        "--force-rm",
-        "--file",
-        str(context / "Dockerfile"),
-        "--tag",
-        tag,
-    ]
-    for key, value in build_args.items():
-        cmd += ["--build-arg", f"{key}={value}"]
-    if network:
-        cmd += ["--network", network]
-    if no_cache:
-        cmd.append("--no-cache")
-    cmd.append(str(context))
-    call(what, run, cmd, env={"DOCKER_BUILDKIT": "0"})
-
-
 def ensure_image(
-    device: str, *, tag: str | None = None, base_image: str | None = None, rebuild: bool = False
+    device: str,
+    *,
+    tag: str | None = None,
+    base_image: str | None = None,
+    rebuild: bool = False,
+    notify: Notify | None = None,
 ) -> dict[str, Any]:
     """The image for ``device``: built when missing, stale (harness sources changed) or ``rebuild``."""
+    say = notify or (lambda text: log.warning("%s", text))
     tag = tag or DEFAULT_IMAGES[device]
     base_image = base_image or DEFAULT_BASE_IMAGES[device]
     if not rebuild and image_exists(tag):
         info = image_info(tag)
         built_on = info["labels"].get(LABEL_BASE_IMAGE)
         if built_on != base_image:
-            log.warning("image %s was built FROM %s, not %s; rebuilding it", tag, built_on, base_image)
+            say(f"image {tag} was built FROM {built_on}, not {base_image}; rebuilding it")
         elif info["labels"].get(LABEL_SOURCE_HASH) == source_hash(base_image):
             return info
         else:
-            log.warning("image %s was built from other harness sources; rebuilding it", tag)
-    return build_image(device, tag=tag, base_image=base_image)
+            say(f"image {tag} was built from other harness sources; rebuilding it")
+    return build_image(device, tag=tag, base_image=base_image, notify=notify)
