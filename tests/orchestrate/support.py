@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from harness.spec.run_spec import load_spec
-from harness.store.layout import MANIFEST, SPECS_DIR, read_manifest
+from harness.store.layout import HEARTBEAT_SUFFIX, MANIFEST, SPECS_DIR, read_manifest
 from harness.store.results import RunResult, load_result
 from tests.helpers import ROOT, docker
 
@@ -110,6 +110,9 @@ def assert_suite_dir_consistent(suite_dir: Path) -> dict[str, RunResult]:
         if path.is_dir():
             continue
         assert not path.name.endswith(".tmp"), f"half-written file left behind: {path}"
+        if path.parent.name == SPECS_DIR and path.name.endswith(HEARTBEAT_SUFFIX):
+            assert path.stat().st_size == 0, path  # only its modification time speaks
+            continue
         assert path.suffix == ".json", f"unexpected file {path}"
         if path.name == MANIFEST:
             read_manifest(suite_dir)
@@ -139,3 +142,86 @@ def running_container_of(run_id: str) -> bool:
     """Whether a container of this run is running (the backend names its compose project after the run id)."""
     out = docker("ps", "--filter", "label=com.docker.compose.project", "--format", "{{.Names}}")
     return any(run_id.lower()[:30] in name for name in out.stdout.split())
+
+
+def containers_of_run(run_id: str) -> list[str]:
+    """Ids of every container (any state) the docker backend started for this run (its run-id label)."""
+    out = docker("ps", "-aq", "--filter", f"label=org.tfparity.run-id={run_id}")
+    return out.stdout.split()
+
+
+def remove_containers_of(*run_ids: str) -> None:
+    """Test cleanup that never fails: whatever a test (or a timeout) left, gone."""
+    for run_id in run_ids:
+        ids = containers_of_run(run_id)
+        if ids:
+            docker("rm", "-f", *ids)
+
+
+def container_state(container: str) -> dict[str, Any] | None:
+    out = docker("inspect", "--format", "{{json .State}}", container)
+    if out.returncode != 0:
+        return None
+    import json
+
+    state: dict[str, Any] = json.loads(out.stdout)
+    return state
+
+
+# A child process that runs specs through the docker backend and prints what happened, line by line:
+# PROGRESS <run_id> <epoch> per epoch, then FINISHED, INTERRUPTED <signum> (exit 128+signum) or
+# STOPPED <message> (exit 3). Tests wait on these lines (events), never on sleeps.
+BACKEND_SCRIPT = """
+import sys
+from pathlib import Path
+from harness.errors import RunInterrupted, SuiteStoppedError
+from harness.orchestrate.backends import get_backend
+from harness.orchestrate.runner import run_specs
+from harness.spec.run_spec import RunSpec
+
+specs = [RunSpec.from_dict(d) for d in {specs!r}]
+backend = get_backend("docker", device="cpu", data_dir={data_dir!r}, {options})
+backend.prepare(specs)
+
+def event(e):
+    if e.kind == "progress":
+        print("PROGRESS", e.spec.run_id, e.progress.epoch, flush=True)
+
+try:
+    run_specs(specs, backend, Path({out_dir!r}), on_event=event)
+except RunInterrupted as exc:
+    print("INTERRUPTED", exc.signum, flush=True)
+    sys.exit(exc.exit_code)
+except SuiteStoppedError as exc:
+    print("STOPPED", exc, flush=True)
+    sys.exit(3)
+print("FINISHED", flush=True)
+"""
+
+
+def start_backend_child(
+    specs: list[Any], data_dir: Path, out_dir: Path, log_dir: Path, env: dict[str, str] | None = None, **options: Any
+) -> subprocess.Popen[str]:
+    """Start :data:`BACKEND_SCRIPT` (its own session; output in ``log_dir``); ``options`` go to get_backend."""
+    script = BACKEND_SCRIPT.format(
+        specs=[s.to_dict() for s in specs],
+        data_dir=str(data_dir),
+        out_dir=str(out_dir),
+        options=", ".join(f"{k}={v!r}" for k, v in options.items()),
+    )
+    with open(log_dir / "stdout.txt", "w") as out, open(log_dir / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+    proc.log_dir = log_dir  # type: ignore[attr-defined]
+    return proc
+
+
+def stdout_of(log_dir: Path) -> str:
+    return (log_dir / "stdout.txt").read_text()

@@ -182,6 +182,77 @@ def test_resume_of_a_non_suite_or_broken_manifest_is_one_line(tmp_path: Path, tf
     assert sorted(p.name for p in suite.iterdir()) == [MANIFEST]
 
 
+def write_suite(suite: Path, specs: list[RunSpec], backend: str = "local") -> dict[str, bytes]:
+    """A suite directory as `tfparity run` leaves it (manifest + specs), without running anything."""
+    from harness.store.layout import write_manifest, write_spec
+
+    suite.mkdir(parents=True)
+    write_manifest(suite, specs, {"suite": "bn", "backend": backend, "data_dir": None})
+    for spec in specs:
+        write_spec(suite, spec)
+    return {str(p): p.read_bytes() for p in suite.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--epochs", "5"], "--epochs"),
+        (["--results-dir", "elsewhere"], "--results-dir"),
+        (["--seed", "0"], "--seed"),  # a value equal to the default is still given
+        (["--dropout-rate", "0"], "--dropout-rate"),
+        (["--device", "cpu", "--precision", "fp32"], "--device, --precision"),
+        (["--model", "baseline"], "--model"),
+        (["--dataset", "mnist-5k"], "--dataset"),
+        (["--preset", "fast"], "--preset"),
+        (["--xla", "off"], "--xla"),
+        (["--inject-fault", "crash"], "--inject-fault"),
+    ],
+)
+def test_resume_refuses_flags_that_would_change_the_plan_or_where_results_go(
+    tmp_path: Path, tf_trap: dict[str, str], flags: list[str], named: str
+) -> None:
+    suite = tmp_path / "results" / "bn-1"
+    before = write_suite(suite, [RunSpec(epochs=1, benchmark="baseline")])
+    proc = tfparity("run", "--resume", str(suite), *flags, env=tf_trap)
+    line = assert_one_line_error(proc, f"drop {named} (with --resume only")
+    assert "--timeout" in line  # and says what does apply
+    assert {str(p): p.read_bytes() for p in suite.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["bn-1"]  # nothing new elsewhere
+    assert not (ROOT / "elsewhere").exists()
+
+
+def test_resume_refuses_another_backend_and_retry_failed_needs_resume(tmp_path: Path, tf_trap: dict[str, str]) -> None:
+    suite = tmp_path / "bn-1"
+    before = write_suite(suite, [RunSpec(epochs=1)])
+    assert_one_line_error(
+        tfparity("run", "--resume", str(suite), "--backend", "docker", env=tf_trap), "--backend docker", "'local'"
+    )
+    results = tmp_path / "results"
+    assert_one_line_error(
+        tfparity("run", "--model", "baseline", "--retry-failed", "--results-dir", str(results), env=tf_trap),
+        "--retry-failed",
+        "--resume DIR",
+    )
+    assert_no_suite_dir(results)
+    assert {str(p): p.read_bytes() for p in suite.rglob("*") if p.is_file()} == before
+
+
+def test_resume_accepts_the_flags_that_say_how_to_run(tmp_path: Path, factories: ModuleType) -> None:
+    """--timeout, --data-dir, --backend (its own) and -v apply; a finished suite then has nothing to do."""
+    spec = RunSpec(epochs=1, benchmark="baseline")
+    suite = tmp_path / "bn-1"
+    write_suite(suite, [spec])
+    write_result(factories.result("baseline", epochs=1), suite / f"{spec.run_id}.json")
+    assert spec.run_id == factories.result("baseline", epochs=1).run_id
+    data_dir = tmp_path / "data"
+    data.prepare("mnist-5k", data_dir)
+    proc = tfparity(
+        "-v", "run", "--resume", str(suite), "--timeout", "60", "--data-dir", str(data_dir), "--backend", "local"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"{spec.run_id}: already ok, skipped" in proc.stderr
+
+
 @pytest.mark.parametrize(
     "evil",
     [
@@ -385,9 +456,9 @@ def test_disk_full_while_writing_a_result_stops_the_suite_in_one_line(tiny_tmpfs
     # The spec file appears right before the worker starts; TF's import leaves seconds to fill the disk.
     first_spec = wait_for(lambda: list(results.glob("*/specs/*.json")), 120, "the first run's spec", proc)
     fill(tiny_tmpfs)
-    proc.wait(timeout=300)
+    proc.wait(timeout=600)
     err = stderr_of(tmp_path)
-    assert proc.returncode == 2, err
+    assert proc.returncode == 3, err  # the suite stopped (resumable), not bad input
     errors = [line for line in err.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("tfparity: error:"), err
     assert "No space left on device" in errors[0] and "--resume" in errors[0] and "Traceback" not in err
