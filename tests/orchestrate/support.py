@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,12 +140,6 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def running_container_of(run_id: str) -> bool:
-    """Whether a container of this run is running (the backend names its compose project after the run id)."""
-    out = docker("ps", "--filter", "label=com.docker.compose.project", "--format", "{{.Names}}")
-    return any(run_id.lower()[:30] in name for name in out.stdout.split())
-
-
 def containers_of_run(run_id: str) -> list[str]:
     """Ids of every container (any state) the docker backend started for this run (its run-id label)."""
     out = docker("ps", "-aq", "--filter", f"label=org.tfparity.run-id={run_id}")
@@ -225,3 +221,50 @@ def start_backend_child(
 
 def stdout_of(log_dir: Path) -> str:
     return (log_dir / "stdout.txt").read_text()
+
+
+class PauseOnStart:
+    """Pauses the container of a run the moment the engine starts it (``docker events``, an event, not
+    a poll), so that a test can act on a run that cannot finish meanwhile, however slow the machine.
+
+    A run of a few seconds otherwise races the test: a busy engine answers ``docker ps`` "running"
+    after the run has ended. Create it before the run starts; ``paused()`` waits for the freeze.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.container: str | None = None
+        self.events = subprocess.Popen(
+            ["docker", "events", "--filter", "type=container", "--filter", "event=start",
+             "--filter", f"label=org.tfparity.run-id={run_id}", "--format", "{{.ID}}"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self._thread = threading.Thread(target=self._pause_first, daemon=True)
+        self._thread.start()
+
+    def _pause_first(self) -> None:
+        assert self.events.stdout is not None
+        line = self.events.stdout.readline().strip()
+        if line:
+            docker("pause", line)
+            self.container = line
+
+    def paused(self, timeout_s: float, proc: subprocess.Popen[str] | None = None) -> str:
+        """The container's id once it is paused (and so still running); fails on timeout."""
+        container: str = wait_for(
+            lambda: self.container if (container_state(self.container or "-") or {}).get("Paused") else None,
+            timeout_s,
+            f"the container of {self.run_id} to be paused",
+            proc,
+        )
+        return container
+
+    def close(self) -> None:
+        if self.events.poll() is None:
+            self.events.kill()
+            self.events.wait()
+
+
+def freeze(pid: int) -> None:
+    """SIGSTOP a local worker: it cannot finish while the test acts (SIGKILL still ends it)."""
+    os.kill(pid, signal.SIGSTOP)

@@ -711,3 +711,51 @@ def test_memory_limit_parsing(value: str | None, expected: str | None) -> None:
 def test_bad_memory_limit_is_quoted(value: str) -> None:
     with pytest.raises(ConfigError, match=repr(value).replace("-", r"\-").replace(".", r"\.")):
         parse_memory_limit(value)
+
+
+# --- image build progress ------------------------------------------------------------------------
+
+
+def test_build_progress_announces_only_steps_that_last_and_reminds_while_one_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.orchestrate.backends.docker import build
+
+    clock = [1000.0]
+    monkeypatch.setattr(build.time, "monotonic", lambda: clock[0])
+    said: list[str] = []
+    progress = build.BuildProgress("tfparity:cpu", said.append)
+    progress.line("Step 1/3 : ARG BASE_IMAGE=tfparity-base:bookworm\n")
+    progress.line(" ---> Using cache\n")
+    clock[0] += 1
+    progress.line("Step 2/3 : RUN set -eu;     pip install --no-index tensorflow-cpu==2.21.0 and a very long line\n")
+    assert said == []  # cached steps pass in milliseconds: silent
+    clock[0] += build.ANNOUNCE_AFTER_S
+    progress.line("Collecting tensorflow-cpu\n")  # the step's own output
+    clock[0] += build.REMIND_EVERY_S
+    progress.tick()
+    progress.tick()  # no second reminder within the interval
+    assert said == [
+        "building image tfparity:cpu: step 2/3 (RUN set -eu; pip install --no-index tensorflow-cpu==2.21....) [4 s]",
+        "building image tfparity:cpu: step 2/3 (RUN set -eu; pip install --no-index tensorflow-cpu==2.21....)"
+        ", still running [34 s]",
+    ]
+
+
+def test_a_real_build_shows_its_long_step_and_fails_in_one_line(engine: None, tmp_path: Path) -> None:
+    from harness.orchestrate.backends.docker.build import legacy_build
+
+    said: list[str] = []
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {LOCAL_BASE_IMAGE}\nRUN true\nRUN python3 -c 'import time; time.sleep(4)'\nRUN exit 7\n"
+    )
+    tag = f"tfparity-test-progress:{os.getpid()}"
+    with pytest.raises(BackendError) as info:
+        legacy_build("test build", tmp_path, tag=tag, build_args={}, network="none", no_cache=True, notify=said.append)
+    assert [line.split(" [")[0] for line in said] == [
+        f"building image {tag}: step 3/4 (RUN python3 -c 'import time; time.sleep(4)')"
+    ], said  # the long step, once; the quick ones not at all
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("test build failed: at Step 4/4 : RUN exit 7")
+    assert "(exit code 7)" in message
+    assert docker("image", "inspect", tag).returncode != 0

@@ -34,6 +34,7 @@ from tests.orchestrate.support import (
     ALLOWED_MARKER,
     QUICK,
     SECRETS,
+    PauseOnStart,
     assert_no_suite_dir,
     assert_one_line_error,
     assert_suite_dir_consistent,
@@ -41,10 +42,8 @@ from tests.orchestrate.support import (
     containers_of_run,
     fill,
     remove_containers_of,
-    running_container_of,
     start_backend_child,
     start_tfparity,
-    started,
     stderr_of,
     stdout_of,
     wait_for,
@@ -178,17 +177,20 @@ def test_sigint_of_a_docker_suite_then_resume(cpu_backend: Any, data_dir: Path, 
         "--results-dir",
         str(results),
     )
+    pause = PauseOnStart(second)  # run 2 cannot end before the signal lands, however slow the machine
     proc = start_tfparity(*args, log_dir=tmp_path, env=env)
-    suite_dir = wait_for(lambda: next(iter(results.glob("bn-*")), None), 600, "the suite directory", proc)
-    wait_for(lambda: (suite_dir / f"{first}.json").exists(), 600, "the first result", proc)
-    wait_for(
-        lambda: started(tmp_path, 2, 2, second) and running_container_of(second),
-        300,
-        "the second run's container",
-        proc,
-    )
-    os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=120) == 130, stderr_of(tmp_path)[-3000:]
+    try:
+        suite_dir = wait_for(lambda: next(iter(results.glob("bn-*")), None), 900, "the suite directory", proc)
+        wait_for(lambda: (suite_dir / f"{first}.json").exists(), 900, "the first result", proc)
+        pause.paused(900, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=600) == 130, stderr_of(tmp_path)[-3000:]
+    finally:
+        pause.close()
+        if proc.poll() is None:  # a timeout still cleans up
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        remove_containers_of(first, second)
     err = stderr_of(tmp_path)
     assert "Traceback" not in err and f"tfparity run --resume {suite_dir}" in err
     assert_nothing_left(tmp_path, [first, second])
@@ -261,6 +263,7 @@ def test_resume_after_a_kill_9_during_a_container_run_completes(
     results = tmp_path / "results"
     seed = 7105
     (run_id,) = docker_run_ids("baseline", seed=seed, suite="run")
+    pause = PauseOnStart(run_id)
     proc = start_tfparity(
         "run",
         "--backend",
@@ -276,14 +279,17 @@ def test_resume_after_a_kill_9_during_a_container_run_completes(
         str(results),
         log_dir=tmp_path,
     )
-    wait_for(lambda: running_container_of(run_id), 600, "the container", proc)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    # The orphan dies too (host reboot, engine restart, make docker-clean): the run is unfinished.
-    for name in containers_touching(tmp_path):
-        docker("rm", "-f", name)
-    for project in projects_of([run_id]):
-        docker("compose", "-p", project, "down", "--remove-orphans")
+    try:
+        pause.paused(900, proc)  # mid-run: the run cannot have finished
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        pause.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        # The orphan dies too (host reboot, engine restart, make docker-clean): the run is unfinished.
+        remove_containers_of(run_id)
     suite_dir = next(results.glob("run-*"))
     assert assert_suite_dir_consistent(suite_dir) == {}
     resumed = tfparity("run", "--resume", str(suite_dir), timeout=900)
@@ -348,6 +354,7 @@ def test_disk_full_during_a_container_run_stops_the_suite_in_one_line(
     results = tiny_tmpfs / "results"
     seed = 7106
     first, second = docker_run_ids("baseline", "batchnorm", seed=seed)
+    pause = PauseOnStart(first)
     proc = start_tfparity(
         "run",
         "--backend",
@@ -363,9 +370,17 @@ def test_disk_full_during_a_container_run_stops_the_suite_in_one_line(
         str(results),
         log_dir=tmp_path,
     )
-    wait_for(lambda: running_container_of(first), 600, "the first container", proc)
-    fill(tiny_tmpfs)  # the worker in the container finds the results mount full when it writes
-    proc.wait(timeout=900)
+    try:
+        container = pause.paused(900, proc)  # it cannot write its result before the disk is full
+        fill(tiny_tmpfs)  # the worker in the container finds the results mount full when it writes
+        assert docker("unpause", container).returncode == 0
+        proc.wait(timeout=900)
+    finally:
+        pause.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        remove_containers_of(first, second)
     err = stderr_of(tmp_path)
     errors = [line for line in err.splitlines() if "error" in line.lower()]
     assert proc.returncode == 3 and len(errors) == 1 and errors[0].startswith("tfparity: error:"), err[-3000:]
