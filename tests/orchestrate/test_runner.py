@@ -5,6 +5,7 @@ and receives the worker's argv: ``-m harness.worker SPEC RESULT ...`` ($3 is the
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -144,3 +145,19 @@ def test_retry_failed_runs_failed_runs_again_and_keeps_the_old_result(tmp_path: 
     assert (out / f"{specs[0].run_id}.json").read_bytes() == kept[f"{specs[0].run_id}.json"]
     (archived,) = (out / ATTEMPTS_DIR).iterdir()
     assert archived.read_bytes() == kept[f"{specs[1].run_id}.json"]
+
+
+def test_a_worker_stopped_from_outside_stops_the_suite_but_a_crash_is_the_benchmark_s(tmp_path: Path) -> None:
+    """SIGTERM never comes from the benchmark or the kernel: someone stopped the worker (machinery)."""
+    specs = [RunSpec(epochs=1, benchmark="baseline"), RunSpec(epochs=1, benchmark="batchnorm")]
+    out = tmp_path / "suite"
+    out.mkdir()
+    # As the real worker does, the stand-in takes SIGTERM back (the backend starts it blocked).
+    stopped = "import os, signal; signal.pthread_sigmask(signal.SIG_UNBLOCK, {15}); os.kill(os.getpid(), 15)"
+    with pytest.raises(SuiteStoppedError) as info:
+        run_specs(specs, LocalBackend(python=fake_worker(tmp_path, f'exec {sys.executable} -c "{stopped}"\n')), out)
+    assert f"its worker was stopped from outside (SIGTERM) during run {specs[0].run_id}" in str(info.value)
+    assert load_result(out / f"{specs[0].run_id}.json").status == "interrupted"
+    assert not (out / f"{specs[1].run_id}.json").exists()
+    crashed = LocalBackend(python=fake_worker(tmp_path, "kill -ABRT $$\n")).run(specs[1], out)
+    assert crashed.status == "failed" and "SIGABRT" in crashed.error  # the benchmark's own crash

@@ -116,6 +116,11 @@ class LocalBackend(Backend):
                 _stop(proc)
         if timed_out.is_set():
             run.reason = f"timed out after {timeout_s:g} s (worker killed)"
+        elif run.returncode == -signal.SIGTERM and not run.out_path.exists():
+            # We stop workers only on our own interrupt (above) and our timeout (SIGKILL); the kernel
+            # never sends SIGTERM. Someone stopped it: not the benchmark's failure. (A SIGKILL stays a
+            # failure here: without a cgroup, the kernel's out-of-memory killer is a likely sender.)
+            raise MachineryFailure("its worker was stopped from outside (SIGTERM)")
 
 
 def _kill_after(proc: subprocess.Popen[str], timeout_s: float | None, flag: threading.Event) -> threading.Timer | None:
