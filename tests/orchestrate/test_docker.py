@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import BackendError, ConfigError
+from harness.errors import BackendError, ConfigError, SuiteStoppedError
 from harness.orchestrate.backends import get_backend
 from harness.orchestrate.backends.docker.backend import parse_memory_limit
 from harness.orchestrate.backends.docker.compose import sweep_stale_containers
@@ -491,7 +491,7 @@ def test_a_worker_that_cannot_write_its_result_stops_the_suite(cpu_backend, tmp_
     out.chmod(0o555)
     specs = [quick_spec(seed=31, max_train_samples=640), quick_spec(seed=32, max_train_samples=640)]
     try:
-        with pytest.raises(BackendError) as info:
+        with pytest.raises(SuiteStoppedError) as info:
             run_specs(specs, cpu_backend, out)
     finally:
         out.chmod(0o755)
