@@ -10,13 +10,28 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import types
-from harness.errors import ConfigError, RunInterrupted
+from harness.errors import ConfigError, RunInterrupted, SuiteStoppedError
 from harness.spec import names
 from harness.spec.presets import PRESETS, apply_preset
 from harness.spec.run_spec import PathSpec, RunSpec
 from harness.spec.validate import parse_on_off
 
 HELP = "run one benchmark or a suite"
+DEFAULT_RESULTS_DIR = "results"
+# Exit codes of `tfparity run` besides 0 (all ok), 2 (bad input, nothing written) and 130/143 (signal):
+EXIT_RUNS_FAILED = 1  # the suite ran; at least one run failed (the benchmark's own failure)
+EXIT_SUITE_STOPPED = 3  # the machinery or the results directory failed: stopped, resumable
+# With --resume, only these flags apply (how and where to run what the suite directory plans);
+# every other one would change the plan or where the results go and is refused.
+RESUME_FLAGS = {
+    "resume": "--resume",
+    "retry_failed": "--retry-failed",
+    "backend": "--backend",
+    "data_dir": "--data-dir",
+    "timeout": "--timeout",
+    "rebuild": "--rebuild",
+    "memory_limit": "--memory-limit",
+}
 DESCRIPTION = "Run one benchmark or a suite; each run in its own process or container, one result JSON per run."
 
 
@@ -74,8 +89,9 @@ def _hyperparameters(hp: Group) -> None:
 
 
 def _path(path: Group) -> None:
-    path.add_argument("--device", default="cpu", help=f"{' | '.join(names.DEVICES)} (default cpu)")
-    path.add_argument("--precision", default="fp32", help=f"{' | '.join(names.PRECISIONS)} (default fp32)")
+    # Defaults are None and resolved in spec_from_args: --resume must see which flags were given.
+    path.add_argument("--device", help=f"{' | '.join(names.DEVICES)} (default cpu)")
+    path.add_argument("--precision", help=f"{' | '.join(names.PRECISIONS)} (default fp32)")
     path.add_argument("--mixed-policy", help=f"override the mixed policy: {' | '.join(names.MIXED_POLICIES)}")
     path.add_argument("--xla", help="on | off (Keras jit_compile; default off, on with --preset fast)")
     path.add_argument("--deterministic", help="on | off (default: on, except off for XLA runs)")
@@ -94,9 +110,14 @@ def _path(path: Group) -> None:
 
 
 def _where(ex: Group) -> None:
-    ex.add_argument("--backend", default="local", help=f"{' | '.join(names.BACKENDS)} (default local)")
-    ex.add_argument("--results-dir", default="results", help="parent of the suite directory (default ./results)")
-    ex.add_argument("--resume", metavar="DIR", help="finish an interrupted suite directory")
+    ex.add_argument("--backend", help=f"{' | '.join(names.BACKENDS)} (default local; with --resume: the suite's)")
+    ex.add_argument("--results-dir", help=f"parent of the suite directory (default ./{DEFAULT_RESULTS_DIR})")
+    ex.add_argument("--resume", metavar="DIR", help="finish an interrupted suite directory (its plan, its backend)")
+    ex.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: run failed runs again too (their results are archived under attempts/)",
+    )
     ex.add_argument("--timeout", type=types.positive_float, metavar="SECONDS", help="per-run timeout")
     ex.add_argument("--rebuild", action="store_true", help="docker: rebuild the image first")
     ex.add_argument("--memory-limit", help="docker: container memory limit, e.g. 2g")
@@ -123,7 +144,12 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """
     xla = parse_on_off("--xla", args.xla) if args.xla is not None else None
     spec = RunSpec(
-        path=PathSpec(device=args.device, precision=args.precision, xla=bool(xla), mixed_policy=args.mixed_policy)
+        path=PathSpec(
+            device=args.device or "cpu",
+            precision=args.precision or "fp32",
+            xla=bool(xla),
+            mixed_policy=args.mixed_policy,
+        )
     )
     if args.preset:
         spec = apply_preset(args.preset, spec)
@@ -195,18 +221,52 @@ def make_backend(args: argparse.Namespace, device: str) -> Any:
             f"--device {device} (the local backend sees the GPUs of CUDA_VISIBLE_DEVICES)"
         )
     if args.backend == "docker":
-        options.update(device=device, rebuild=args.rebuild, memory_limit=args.memory_limit, gpus=args.gpus)
+        options.update(
+            device=device, rebuild=args.rebuild, memory_limit=args.memory_limit, gpus=args.gpus, notify=_notice
+        )
     return get_backend(args.backend, **options)
+
+
+def _notice(text: str) -> None:
+    """Progress the backend reports while no run is going (e.g. an image build), one line each."""
+    print(f"tfparity: {text}", file=sys.stderr, flush=True)
+
+
+def _refuse_plan_flags(args: argparse.Namespace) -> None:
+    """--resume runs what the suite directory planned, where it lives: any flag that would change
+    that is refused, not ignored. "Given" means not None (or True): every such flag defaults to None."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    given = [
+        action.option_strings[0]
+        for action in parser._actions
+        if action.option_strings and action.dest not in RESUME_FLAGS and _given(getattr(args, action.dest, None))
+    ]
+    if given:
+        raise ConfigError(
+            f"--resume takes the plan and the results directory from {args.resume!r}; drop {', '.join(given)} "
+            f"(with --resume only {', '.join(RESUME_FLAGS.values())} apply)"
+        )
+
+
+def _given(value: object) -> bool:
+    # Identity, not equality: --seed 0 or --dropout-rate 0 are given (0 == False).
+    return value is not None and value is not False
 
 
 def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     from harness.store.layout import read_manifest
 
-    if any(getattr(args, a) for a in ("model", "suite", "dataset")):
-        raise ConfigError("--resume takes the plan from the suite directory; drop --model/--suite/--dataset")
+    _refuse_plan_flags(args)
     out_dir = Path(args.resume)
     specs, meta = read_manifest(out_dir)
-    args.backend = args.backend if args.backend != "local" else meta.get("backend", "local")
+    planned = meta.get("backend", "local")
+    if args.backend is not None and args.backend != planned:
+        raise ConfigError(
+            f"--backend {args.backend}: the suite in {str(out_dir)!r} runs on {planned!r}; "
+            "drop --backend (a suite's runs all run on one backend)"
+        )
+    args.backend = planned
     if args.data_dir is None:
         args.data_dir = meta.get("data_dir")
     return specs, out_dir
@@ -239,6 +299,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         specs, out_dir = _resume_plan(args)
     else:
+        if args.retry_failed:
+            raise ConfigError("--retry-failed re-runs the failed runs of a suite: give it with --resume DIR")
+        args.backend = args.backend or "local"
+        args.results_dir = args.results_dir or DEFAULT_RESULTS_DIR
         specs, suite_name = plan_runs(args)
     check_data(specs, args.data_dir)
     backend = make_backend(args, specs[0].path.device)
@@ -247,7 +311,14 @@ def run(args: argparse.Namespace) -> int:
         out_dir = _new_suite(args, specs, suite_name)
     print(f"tfparity: {len(specs)} run(s) -> {out_dir}", file=sys.stderr)
     try:
-        results = runner.run_specs(specs, backend, out_dir, on_event=ProgressPrinter(), timeout_s=args.timeout)
+        results = runner.run_specs(
+            specs,
+            backend,
+            out_dir,
+            on_event=ProgressPrinter(),
+            timeout_s=args.timeout,
+            retry_failed=args.retry_failed,
+        )
     except RunInterrupted as exc:
         print(
             f"tfparity: interrupted by {signal_name(exc.signum)}; finished results are kept in {out_dir}; "
@@ -255,6 +326,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return exc.exit_code
+    except SuiteStoppedError as exc:  # the machinery failed, not a benchmark: its own exit code
+        print(f"tfparity: error: {exc}", file=sys.stderr)
+        return EXIT_SUITE_STOPPED
     print(run_summary(results))
     print(f"\nresults: {out_dir}")
-    return 1 if any(not r.ok for r in results) else 0
+    return EXIT_RUNS_FAILED if any(not r.ok for r in results) else 0

@@ -1,8 +1,9 @@
 """Runs a list of specs through a backend into one suite directory, resumably.
 
 The directory layout (manifest, specs, results, attempts) is :mod:`harness.store.layout`'s. A run
-that already has an ``ok`` or ``failed`` result is skipped on resume; an ``interrupted`` one is
-archived under ``attempts/`` (never deleted) and run again.
+that already has an ``ok`` or ``failed`` result is skipped on resume (a ``failed`` one is run again
+with ``retry_failed``); an ``interrupted`` one is archived under ``attempts/`` (never deleted) and
+run again. A failure of the machinery stops the suite (:class:`~harness.errors.SuiteStoppedError`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import SuiteStoppedError
-from harness.orchestrate.backends.base import Backend
+from harness.orchestrate.backends.base import Backend, suite_stopped
 from harness.spec.run_spec import RunSpec
 from harness.store.layout import existing_result, remove_stale_temp_files
 from harness.store.protocol import Progress
@@ -46,26 +46,33 @@ def run_specs(
     *,
     on_event: EventFn | None = None,
     timeout_s: float | None = None,
+    retry_failed: bool = False,
 ) -> list[RunResult]:
     """Run every spec not already finished in ``out_dir``; returns all results in spec order.
 
     The caller has already called ``backend.prepare(specs)`` (before creating ``out_dir``, so that
-    an unusable backend writes nothing).
+    an unusable backend writes nothing). ``retry_failed``: a ``failed`` result is not final either.
     """
     try:
-        return _run_specs(specs, backend, Path(out_dir), on_event=on_event, timeout_s=timeout_s)
+        return _run_specs(
+            specs, backend, Path(out_dir), on_event=on_event, timeout_s=timeout_s, retry_failed=retry_failed
+        )
     except OSError as exc:
         # Disk full or a directory that went away: every further run would fail the same way, and a
         # run recorded as failed for it would be skipped on resume. Nothing partial was written.
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        raise SuiteStoppedError(
-            f"cannot write in suite directory {str(out_dir)!r}: {exc.strerror or exc}{where}; "
-            f"fix it, then resume with: tfparity run --resume {out_dir}"
-        ) from None
+        cause = f"cannot write in suite directory {str(out_dir)!r}: {exc.strerror or exc}{where}"
+        raise suite_stopped(cause, "fix it", out_dir) from None
 
 
 def _run_specs(
-    specs: list[RunSpec], backend: Backend, out_dir: Path, *, on_event: EventFn | None, timeout_s: float | None
+    specs: list[RunSpec],
+    backend: Backend,
+    out_dir: Path,
+    *,
+    on_event: EventFn | None,
+    timeout_s: float | None,
+    retry_failed: bool,
 ) -> list[RunResult]:
     remove_stale_temp_files(out_dir)
     emit = on_event or (lambda event: None)
@@ -74,7 +81,7 @@ def _run_specs(
     durations: list[float] = []
     todo = []
     for i, spec in enumerate(specs, start=1):
-        done = existing_result(out_dir, spec)
+        done = existing_result(out_dir, spec, retry_failed=retry_failed)
         if done is not None:
             emit(RunEvent("skip", i, total, spec, result=done))
         todo.append((i, spec, done))

@@ -5,17 +5,19 @@
     <results-dir>/<suite>-<UTC stamp>/
       suite.json              the manifest: every planned spec, the backend, the data dir
       specs/<run_id>.json     what each worker read
+      specs/<run_id>.heartbeat  while a container runs: renewed by the harness, watched by the worker
       <run_id>.json           one result per finished run (ok | failed | interrupted)
       attempts/               interrupted or unreadable results, archived before a re-run
 
 Results are written once and never overwritten; resuming re-runs what has no ``ok``/``failed``
-result.
+result (``failed`` ones too when asked to retry them); the result it replaces is archived first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from harness.errors import ConfigError, ResultError, ResumeError
 from harness.spec.run_spec import RunSpec
 from harness.store.atomic import temp_glob
 from harness.store.jsonio import write_json
+from harness.store.protocol import HEARTBEAT_STALE_S
 from harness.store.results import RunResult, load_result
 from harness.timeutil import utc_now, utc_stamp
 
@@ -33,10 +36,16 @@ MANIFEST_VERSION = 1
 SPECS_DIR = "specs"
 ATTEMPTS_DIR = "attempts"
 FINISHED = ("ok", "failed")
+HEARTBEAT_SUFFIX = ".heartbeat"
 
 
 def result_path(out_dir: Path, spec: RunSpec) -> Path:
     return Path(out_dir) / f"{spec.run_id}.json"
+
+
+def heartbeat_path(out_dir: Path, spec: RunSpec) -> Path:
+    """The file whose modification time tells a container worker that its harness is alive."""
+    return Path(out_dir) / SPECS_DIR / f"{spec.run_id}{HEARTBEAT_SUFFIX}"
 
 
 def write_spec(out_dir: Path, spec: RunSpec) -> Path:
@@ -111,8 +120,12 @@ def archive_attempt(out_dir: Path, path: Path, run_id: str) -> Path:
     return archived
 
 
-def existing_result(out_dir: Path, spec: RunSpec) -> RunResult | None:
-    """A finished (ok/failed) result for ``spec``; an interrupted or unreadable one is archived."""
+def existing_result(out_dir: Path, spec: RunSpec, *, retry_failed: bool = False) -> RunResult | None:
+    """A finished (ok/failed) result for ``spec``; an interrupted or unreadable one is archived.
+
+    With ``retry_failed`` only ``ok`` is final: a ``failed`` result is archived too, so the run runs again.
+    """
+    finished = ("ok",) if retry_failed else FINISHED
     path = result_path(out_dir, spec)
     if not path.exists():
         return None
@@ -121,17 +134,25 @@ def existing_result(out_dir: Path, spec: RunSpec) -> RunResult | None:
     except ResultError as exc:
         log.warning("%s", exc)
         result = None
-    if result is not None and result.status in FINISHED:
+    if result is not None and result.status in finished:
         return result
     archive_attempt(out_dir, path, spec.run_id)
     return None
 
 
-def remove_stale_temp_files(out_dir: Path) -> list[Path]:
-    """Temp files of atomic writes cut short by a kill -9 (never valid results): removed on resume."""
+def remove_stale_temp_files(out_dir: Path, *, heartbeat_stale_s: float = HEARTBEAT_STALE_S) -> list[Path]:
+    """Left by a kill -9, removed on resume: temp files of atomic writes cut short (never valid
+    results) and heartbeats nobody renewed for ``heartbeat_stale_s`` (a live harness renews its own)."""
     stale = [p for d in (out_dir, out_dir / SPECS_DIR) if d.is_dir() for p in d.glob(".*.json.*.tmp") if p.is_file()]
+    now = time.time()
+    for beat in (out_dir / SPECS_DIR).glob(f"*{HEARTBEAT_SUFFIX}") if (out_dir / SPECS_DIR).is_dir() else ():
+        try:
+            if now - beat.stat().st_mtime > heartbeat_stale_s:
+                stale.append(beat)
+        except OSError:  # removed meanwhile
+            continue
     for path in stale:
-        log.info("removing %s, left by an interrupted write", path)
+        log.info("removing %s, left by an interrupted harness", path)
         path.unlink(missing_ok=True)
     return stale
 

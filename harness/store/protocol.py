@@ -7,6 +7,13 @@ container), reads its combined output line by line and waits for its exit code:
 * a line starting ``tfparity-worker: `` is the worker's own one-line error (the last one wins);
 * the exit code says what happened (:class:`ExitCode`); the result file says the rest.
 
+A container worker also gets a deadline of its own (``--deadline-s``: the run's timeout plus
+:data:`DEADLINE_GRACE_S`) and a heartbeat file (``--heartbeat PATH``) whose modification time the
+harness renews every :data:`HEARTBEAT_INTERVAL_S` while it follows the run. A worker whose deadline
+passed, or whose heartbeat is older than ``--heartbeat-stale-s`` (default
+:data:`HEARTBEAT_STALE_S`) or gone, stops itself with :attr:`ExitCode.ABANDONED`: a harness that
+was killed or is stuck never leaves a container training on.
+
 The worker's check modules (``python -m harness.worker.cuda_image`` / ``harness.worker.gpu_check``,
 run in the GPU image) report what they found as one ``TFPARITY_FACTS {"kind": ..., ...}`` line.
 """
@@ -35,7 +42,18 @@ class ExitCode(IntEnum):
     RUN_FAILED = 1  # the result file says status "failed" (the benchmark failed, not the machinery)
     USER_ERROR = 2  # the spec could not be read: one line, nothing written
     CANNOT_WRITE = 3  # the result could not be written (disk full, directory gone): one line, no file
+    ABANDONED = 4  # the worker stopped itself: its deadline passed or its harness went silent; no file
     KILLED = 137  # 128 + SIGKILL, as a container runtime reports a killed process
+    TERMINATED = 143  # 128 + SIGTERM: stopped from outside (docker stop, an engine shutting down)
+
+
+# The heartbeat: renewed often, judged stale only after a long silence (a busy machine can delay a
+# renewal by seconds, never by a minute), so that a live harness is never taken for a dead one.
+HEARTBEAT_INTERVAL_S = 5.0
+HEARTBEAT_STALE_S = 60.0
+# The worker's own deadline comes this long after the harness's --timeout: the harness stops a run
+# at its timeout; the worker's deadline only bounds a run whose harness is stuck.
+DEADLINE_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -96,11 +114,23 @@ def last_worker_error(lines: Iterable[str]) -> str | None:
     return None
 
 
-def worker_args(spec_path: str, result_path: str, data_dir: str | None = None) -> list[str]:
+def worker_args(
+    spec_path: str,
+    result_path: str,
+    data_dir: str | None = None,
+    *,
+    heartbeat: str | None = None,
+    heartbeat_stale_s: float = HEARTBEAT_STALE_S,
+    deadline_s: float | None = None,
+) -> list[str]:
     """The worker's arguments after ``python -m harness.worker``."""
     args = [spec_path, result_path]
     if data_dir is not None:
         args += ["--data-dir", data_dir]
+    if heartbeat is not None:
+        args += ["--heartbeat", heartbeat, "--heartbeat-stale-s", f"{heartbeat_stale_s:g}"]
+    if deadline_s is not None:
+        args += ["--deadline-s", f"{deadline_s:g}"]
     return args
 
 
@@ -127,6 +157,8 @@ def describe_exit(returncode: int | None, *, oom_evidence: bool = False) -> str:
             if oom_evidence
             else "worker killed (exit 137: SIGKILL)"
         )
+    if returncode == ExitCode.ABANDONED:
+        return "worker stopped itself (exit 4): its deadline passed or its harness stopped renewing the heartbeat"
     if returncode == ExitCode.CANNOT_WRITE:
         return "worker could not write its result (exit 3: disk full or results directory not writable?)"
     return f"worker exited with code {returncode} without writing a result"

@@ -5,8 +5,9 @@ TensorFlow import and gets a clean memory figure. It always tries to leave a res
 (exit 0) or ``failed`` with the error and traceback tail (exit 1). A spec that cannot be read is a
 user error (exit 2, one line, nothing written). A result that cannot be written (disk full,
 directory gone) is exit 3, one line, no file: the run is not finished and a resumed suite runs it
-again. Exit codes, progress lines and the error prefix are the protocol of
-:mod:`harness.store.protocol`.
+again. A container worker also watches its own deadline and its harness's heartbeat
+(:mod:`harness.worker.watchdog`) and stops itself (exit 4) when nobody waits for it any more. Exit
+codes, progress lines and the error prefix are the protocol of :mod:`harness.store.protocol`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from harness.errors import ConfigError, UserError
 from harness.spec.run_spec import RunSpec, load_spec
-from harness.store.protocol import WORKER_ERROR_PREFIX, ExitCode
+from harness.store.protocol import HEARTBEAT_STALE_S, WORKER_ERROR_PREFIX, ExitCode
+from harness.worker import watchdog
 from harness.worker.tf_setup import set_tf_environment
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("result", help="where to write the result JSON (must not exist)")
     parser.add_argument("--data-dir", default=None, help="dataset directory (default: $TFPARITY_DATA_DIR or ./data)")
     parser.add_argument("--die-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
+    parser.add_argument("--heartbeat", help="stop (exit 4) when this file is not renewed for --heartbeat-stale-s")
+    parser.add_argument("--heartbeat-stale-s", type=float, default=HEARTBEAT_STALE_S, help=argparse.SUPPRESS)
+    parser.add_argument("--deadline-s", type=float, help="stop (exit 4) after this many seconds, whatever happens")
     return parser.parse_args(argv)
 
 
@@ -69,6 +74,14 @@ def _read_spec(args: argparse.Namespace) -> tuple[RunSpec, Path]:
 def main(argv: list[str] | None = None) -> int:
     set_tf_environment()  # before anything can import TensorFlow
     args = _parse(argv)
+    # First thing after the arguments: a worker whose harness is already gone must not import TF.
+    watchdog.start(
+        watchdog.Watch(
+            heartbeat=Path(args.heartbeat) if args.heartbeat else None,
+            stale_s=args.heartbeat_stale_s,
+            deadline_s=args.deadline_s,
+        )
+    )
     if args.die_with_parent:
         die_with_parent(args.die_with_parent)
         # The local backend starts us with SIGINT/SIGTERM blocked (inherited mask): take them again

@@ -181,3 +181,22 @@ def test_step_timer_counts_only_real_steps_with_steps_per_execution(tmp_path: Pa
     assert result.ok, result.error
     assert len(result.timing.step_time_ms) == 8
     assert result.timing.warmup_steps == 16  # exactly the first epoch, no phantom steps
+
+
+def test_resume_with_retry_failed_runs_a_failed_run_again_and_keeps_the_old_result(tmp_path: Path) -> None:
+    # The benchmark's own failure: its --timeout (a second: TensorFlow's import alone takes longer).
+    args = ("run", "--model", "baseline", "--epochs", "1", "--max-train-samples", "640", "--results-dir")
+    first = tfparity(*args, str(tmp_path), "--timeout", "1")
+    assert first.returncode == 1, first.stderr[-2000:]
+    suite_dir = only_suite_dir(tmp_path)
+    (failed,) = load_results([suite_dir])
+    assert failed.status == "failed" and failed.error.startswith("timed out after 1 s")
+    failed_bytes = (suite_dir / f"{failed.run_id}.json").read_bytes()
+    plain = tfparity("run", "--resume", str(suite_dir))
+    assert plain.returncode == 1 and f"{failed.run_id}: already failed, skipped" in plain.stderr
+    retried = tfparity("run", "--resume", str(suite_dir), "--retry-failed")
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    (result,) = load_results([suite_dir])
+    assert result.ok and result.run_id == failed.run_id
+    (archived,) = (suite_dir / "attempts").iterdir()
+    assert archived.read_bytes() == failed_bytes  # the failed attempt is kept, never deleted

@@ -21,24 +21,31 @@ from typing import Any
 
 import pytest
 
-from harness.errors import BackendError
+from harness.errors import BackendError, SuiteStoppedError
 from harness.orchestrate.backends import get_backend
+from harness.orchestrate.backends.docker.compose import sweep_stale_containers
 from harness.orchestrate.backends.docker.settings import COMPOSE_FILE, CONTAINER_UID, DEFAULT_IMAGES
 from harness.orchestrate.runner import run_specs
 from harness.spec.run_spec import PathSpec, RunSpec
+from harness.store.protocol import ExitCode
+from harness.store.results import load_result, write_result
 from tests.helpers import docker, tfparity, unavailable
 from tests.orchestrate.support import (
     ALLOWED_MARKER,
     QUICK,
     SECRETS,
+    PauseOnStart,
     assert_no_suite_dir,
     assert_one_line_error,
     assert_suite_dir_consistent,
+    container_state,
+    containers_of_run,
     fill,
-    running_container_of,
+    remove_containers_of,
+    start_backend_child,
     start_tfparity,
-    started,
     stderr_of,
+    stdout_of,
     wait_for,
 )
 
@@ -170,17 +177,20 @@ def test_sigint_of_a_docker_suite_then_resume(cpu_backend: Any, data_dir: Path, 
         "--results-dir",
         str(results),
     )
+    pause = PauseOnStart(second)  # run 2 cannot end before the signal lands, however slow the machine
     proc = start_tfparity(*args, log_dir=tmp_path, env=env)
-    suite_dir = wait_for(lambda: next(iter(results.glob("bn-*")), None), 600, "the suite directory", proc)
-    wait_for(lambda: (suite_dir / f"{first}.json").exists(), 600, "the first result", proc)
-    wait_for(
-        lambda: started(tmp_path, 2, 2, second) and running_container_of(second),
-        300,
-        "the second run's container",
-        proc,
-    )
-    os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=120) == 130, stderr_of(tmp_path)[-3000:]
+    try:
+        suite_dir = wait_for(lambda: next(iter(results.glob("bn-*")), None), 900, "the suite directory", proc)
+        wait_for(lambda: (suite_dir / f"{first}.json").exists(), 900, "the first result", proc)
+        pause.paused(900, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=600) == 130, stderr_of(tmp_path)[-3000:]
+    finally:
+        pause.close()
+        if proc.poll() is None:  # a timeout still cleans up
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        remove_containers_of(first, second)
     err = stderr_of(tmp_path)
     assert "Traceback" not in err and f"tfparity run --resume {suite_dir}" in err
     assert_nothing_left(tmp_path, [first, second])
@@ -208,42 +218,42 @@ def test_sigint_of_a_docker_suite_then_resume(cpu_backend: Any, data_dir: Path, 
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_harness_during_a_container_run_leaves_valid_files(
+def test_kill_9_of_the_harness_its_container_stops_itself_and_the_next_start_sweeps_it(
     cpu_backend: Any, data_dir: Path, tmp_path: Path
 ) -> None:
     results = tmp_path / "results"
     seed = 7102
-    (run_id,) = docker_run_ids("baseline", seed=seed, suite="run")
+    long_run = RunSpec(benchmark="baseline", epochs=2000, max_train_samples=640, seed=seed, suite="run")
     proc = start_tfparity(
-        "run",
-        "--backend",
-        "docker",
-        "--model",
-        "baseline",
-        *QUICK,
-        "--seed",
-        str(seed),
-        "--data-dir",
-        str(data_dir),
-        "--results-dir",
-        str(results),
-        log_dir=tmp_path,
-    )
-    wait_for(lambda: running_container_of(run_id), 600, "the container", proc)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    suite_dir = next(results.glob("run-*"))
+        "run", "--backend", "docker", "--model", "baseline", "--epochs", "2000", "--max-train-samples", "640",
+        "--seed", str(seed), "--data-dir", str(data_dir), "--results-dir", str(results), log_dir=tmp_path,
+    )  # fmt: skip
     try:
+        wait_for(lambda: f"{long_run.run_id}: epoch 1/2000" in stderr_of(tmp_path), 900, "the first epoch", proc)
+        os.kill(proc.pid, signal.SIGKILL)  # no handler runs: nobody stops the container
+        proc.wait(timeout=60)
+        suite_dir = next(results.glob("run-*"))
         assert_suite_dir_consistent(suite_dir)  # right after the kill: no partial file
-        # The orphaned container goes on; whatever it leaves must be complete too.
-        wait_for(lambda: not running_container_of(run_id), 300, "the orphaned container to end")
-        final = assert_suite_dir_consistent(suite_dir)
-        assert set(final) <= {run_id}
+        (container,) = containers_of_run(long_run.run_id)
+        # Its worker no longer sees the heartbeat renewed: it stops itself within about a minute
+        # (HEARTBEAT_STALE_S), not after the 2000 epochs.
+        state = wait_for(
+            lambda: (s := container_state(container)) and not s["Running"] and s, 600, "the container to stop itself"
+        )
+        assert state["ExitCode"] == ExitCode.ABANDONED and not state["OOMKilled"], state
+        said = docker("logs", container).stderr
+        assert "tfparity-worker: stopping: no heartbeat from the harness for" in said, said[-2000:]
+        assert assert_suite_dir_consistent(suite_dir) == {}  # no result: a resume runs it again
+        # The next start (any tfparity process here) removes it: its harness is gone.
+        swept = sweep_stale_containers()
+        assert [n for n in swept if long_run.run_id.lower()[:30] in n], swept  # named after the run
+        assert containers_of_run(long_run.run_id) == []
     finally:
-        for name in containers_touching(tmp_path):
-            docker("rm", "-f", name)
-        for project in projects_of([run_id]):
-            docker("compose", "-p", project, "down", "--remove-orphans")
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        remove_containers_of(long_run.run_id)
+    assert_nothing_left(tmp_path, [long_run.run_id])
 
 
 @pytest.mark.slow
@@ -253,6 +263,7 @@ def test_resume_after_a_kill_9_during_a_container_run_completes(
     results = tmp_path / "results"
     seed = 7105
     (run_id,) = docker_run_ids("baseline", seed=seed, suite="run")
+    pause = PauseOnStart(run_id)
     proc = start_tfparity(
         "run",
         "--backend",
@@ -268,14 +279,17 @@ def test_resume_after_a_kill_9_during_a_container_run_completes(
         str(results),
         log_dir=tmp_path,
     )
-    wait_for(lambda: running_container_of(run_id), 600, "the container", proc)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    # The orphan dies too (host reboot, engine restart, make docker-clean): the run is unfinished.
-    for name in containers_touching(tmp_path):
-        docker("rm", "-f", name)
-    for project in projects_of([run_id]):
-        docker("compose", "-p", project, "down", "--remove-orphans")
+    try:
+        pause.paused(900, proc)  # mid-run: the run cannot have finished
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        pause.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        # The orphan dies too (host reboot, engine restart, make docker-clean): the run is unfinished.
+        remove_containers_of(run_id)
     suite_dir = next(results.glob("run-*"))
     assert assert_suite_dir_consistent(suite_dir) == {}
     resumed = tfparity("run", "--resume", str(suite_dir), timeout=900)
@@ -340,6 +354,7 @@ def test_disk_full_during_a_container_run_stops_the_suite_in_one_line(
     results = tiny_tmpfs / "results"
     seed = 7106
     first, second = docker_run_ids("baseline", "batchnorm", seed=seed)
+    pause = PauseOnStart(first)
     proc = start_tfparity(
         "run",
         "--backend",
@@ -355,12 +370,20 @@ def test_disk_full_during_a_container_run_stops_the_suite_in_one_line(
         str(results),
         log_dir=tmp_path,
     )
-    wait_for(lambda: running_container_of(first), 600, "the first container", proc)
-    fill(tiny_tmpfs)  # the worker in the container finds the results mount full when it writes
-    proc.wait(timeout=600)
+    try:
+        container = pause.paused(900, proc)  # it cannot write its result before the disk is full
+        fill(tiny_tmpfs)  # the worker in the container finds the results mount full when it writes
+        assert docker("unpause", container).returncode == 0
+        proc.wait(timeout=900)
+    finally:
+        pause.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        remove_containers_of(first, second)
     err = stderr_of(tmp_path)
     errors = [line for line in err.splitlines() if "error" in line.lower()]
-    assert proc.returncode == 2 and len(errors) == 1 and errors[0].startswith("tfparity: error:"), err[-3000:]
+    assert proc.returncode == 3 and len(errors) == 1 and errors[0].startswith("tfparity: error:"), err[-3000:]
     assert "No space left on device" in errors[0] and "--resume" in errors[0] and "Traceback" not in err
     suite_dir = next(results.glob("bn-*"))
     # No result for the unfinished run (a resume runs it again), the second never started.
@@ -489,3 +512,190 @@ def test_missing_image_that_cannot_be_built_is_one_line(engine: None, data_dir: 
         backend.prepare([RunSpec(epochs=1)])
     assert "\n" not in str(info.value) and "tfparity-faults-no-such-base:0" in str(info.value)
     assert docker("image", "inspect", tag).returncode != 0  # nothing half-built under that tag
+
+
+# --- the machinery failing under a suite: not the benchmark's failure ------------------------------
+
+# Stands in for the worker on the second engine (its image has no TensorFlow): reports an epoch, waits
+# until the test releases its run (a file in the data mount), then copies the result the test prepared.
+STAND_IN = """
+import os, shutil, sys, time
+result = sys.argv[2]
+run_id = os.path.basename(result)[: -len(".json")]
+print('TFPARITY_PROGRESS {"epoch": 1, "epochs": 2, "elapsed_s": 0.1}', flush=True)
+while not os.path.exists(f"/data/release-{run_id}"):
+    time.sleep(0.1)
+shutil.copy(f"/data/templates/{run_id}.json", result + ".part")
+os.rename(result + ".part", result)
+"""
+
+
+def stand_in_image(second: Any, tmp_path: Path) -> str:
+    """The stand-in on the base image, labelled as current (the backend takes it as the worker image)."""
+    from harness.orchestrate.backends.docker.image import source_hash
+    from harness.orchestrate.backends.docker.settings import LOCAL_BASE_IMAGE
+
+    ctx = tmp_path / "stand-in"
+    ctx.mkdir()
+    (ctx / "stand_in.py").write_text(STAND_IN)
+    (ctx / "Dockerfile").write_text(
+        f"FROM {LOCAL_BASE_IMAGE}\nCOPY stand_in.py /stand_in.py\n"
+        f"LABEL org.tfparity.base-image={LOCAL_BASE_IMAGE} org.tfparity.source-hash={source_hash(LOCAL_BASE_IMAGE)}\n"
+        'ENTRYPOINT ["python3", "/stand_in.py"]\n'
+    )
+    tag = "tfparity-test-stand-in:1"
+    made = subprocess.run(
+        ["docker", "-H", second.host, "build", "-q", "-t", tag, str(ctx)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return tag
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["stopped", "crashed"])
+def test_the_engine_going_away_mid_run_stops_the_suite_and_the_next_start_cleans_up(
+    second_engine: Any, factories: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    from harness.store.layout import ATTEMPTS_DIR
+
+    tag = stand_in_image(second_engine, tmp_path)
+    templates = [factories.result("baseline", seed=s, epochs=1, backend="docker") for s in range(3)]
+    specs = [t.run_spec for t in templates]
+    first, second, third = (s.run_id for s in specs)
+    data_dir = tmp_path / "data"
+    (data_dir / "templates").mkdir(parents=True)
+    for template in templates:
+        write_result(template, data_dir / "templates" / f"{template.run_id}.json")
+    (data_dir / f"release-{first}").touch()
+    for path in (data_dir, *data_dir.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    out = tmp_path / "suite"
+    engine = {"DOCKER_HOST": second_engine.host}
+    options = {"image": tag, "base_image": "tfparity-base:bookworm"}
+    logs = tmp_path / "first"
+    logs.mkdir()
+    proc = start_backend_child(specs, data_dir, out, logs, env=engine, **options)
+    try:
+        wait_for(lambda: f"PROGRESS {second} 1" in stdout_of(logs), 600, "run 2 under way", proc)
+        second_engine.stop(signal.SIGTERM if how == "stopped" else signal.SIGKILL)
+        returncode = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    said = stdout_of(logs)
+    # One line naming the cause and the resume command; the run it hit is interrupted, not failed.
+    assert returncode == 3, (said, stderr_of(logs)[-3000:])
+    (line,) = [ln for ln in said.splitlines() if ln.startswith("STOPPED")]
+    assert line == (
+        f"STOPPED the Docker engine at {second_engine.host} stopped answering during run {second}; "
+        f"start the engine, then resume with: tfparity run --resume {out}"
+    )
+    assert stderr_of(logs).strip() == ""  # nothing else: no traceback, no warning about the cleanup
+    now = assert_suite_dir_consistent(out)
+    assert {k: r.status for k, r in now.items()} == {first: "ok", second: "interrupted"}
+    assert now[second].error == f"the Docker engine at {second_engine.host} stopped answering"
+    assert not (out / "specs" / f"{third}.json").exists()  # the suite stopped at once
+    first_bytes = (out / f"{first}.json").read_bytes()
+
+    # The engine is back: its container of run 2 is still there (stopped by the engine, or killed
+    # when the engine restarted). The next start on this engine removes it: its harness is gone.
+    second_engine.start()
+    left = second_engine.docker("ps", "-aq", "--filter", f"label=org.tfparity.run-id={second}").stdout.split()
+    assert len(left) == 1, left
+    for release in (second, third):
+        (data_dir / f"release-{release}").touch()
+    logs = tmp_path / "resume"
+    logs.mkdir()
+    resumed = start_backend_child(specs, data_dir, out, logs, env=engine, **options)
+    try:
+        assert resumed.wait(timeout=600) == 0, stderr_of(logs)[-3000:]
+    finally:
+        if resumed.poll() is None:
+            os.killpg(resumed.pid, signal.SIGKILL)
+            resumed.wait()
+    assert "FINISHED" in stdout_of(logs)
+    assert f"removing container tfparity-{second.lower()[:30]}" in stderr_of(logs)
+    final = assert_suite_dir_consistent(out)
+    assert {k: r.status for k, r in final.items()} == {first: "ok", second: "ok", third: "ok"}
+    assert (out / f"{first}.json").read_bytes() == first_bytes  # never rewritten
+    (archived,) = (out / ATTEMPTS_DIR).iterdir()  # the interrupted attempt is kept
+    assert load_result(archived).status == "interrupted"
+    assert second_engine.docker("ps", "-aq").stdout.split() == []  # nothing left on that engine
+    monkeypatch.setenv("DOCKER_HOST", second_engine.host)
+    assert sweep_stale_containers() == []
+
+
+@pytest.mark.slow
+def test_an_image_deleted_between_runs_stops_the_suite_and_the_resume_rebuilds_it(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    # A copy of the CPU image (its own id) that this test may delete; its labels say it is current.
+    tag = f"tfparity-test-deleted:{os.getpid()}"
+    made = subprocess.run(
+        ["docker", "build", "-q", "-t", tag, "-"],
+        input=f"FROM {cpu_backend.environment()['image_id']}\nLABEL org.tfparity.test=deleted-image\n",
+        capture_output=True, text=True, timeout=600, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    specs = [RunSpec(epochs=1, max_train_samples=640, benchmark="baseline", seed=s) for s in (7111, 7112, 7113)]
+    out = tmp_path / "suite"
+    try:
+        backend = get_backend("docker", device="cpu", data_dir=data_dir, image=tag)
+        backend.prepare(specs)
+        image_id = backend.environment()["image_id"]
+        assert backend.run(specs[0], out).ok
+        assert docker("rmi", "-f", image_id).returncode == 0  # e.g. `docker image prune -a` next door
+        with pytest.raises(SuiteStoppedError) as info:
+            run_specs(specs, backend, out)
+        message = str(info.value)
+        assert "\n" not in message and f"image {tag} ({image_id[:19]}) is no longer in the engine" in message
+        assert f"during run {specs[1].run_id}; resume with: tfparity run --resume {out}" in message
+        now = assert_suite_dir_consistent(out)
+        assert {k: r.status for k, r in now.items()} == {specs[0].run_id: "ok", specs[1].run_id: "interrupted"}
+        # The resume (a new harness) finds the image missing, builds it again and runs what is left.
+        again = get_backend("docker", device="cpu", data_dir=data_dir, image=tag)
+        again.prepare(specs)
+        assert [r.status for r in run_specs(specs, again, out)] == ["ok", "ok", "ok"]
+    finally:
+        docker("image", "rm", "-f", tag)
+        remove_containers_of(*(s.run_id for s in specs))
+    assert_nothing_left(tmp_path, [s.run_id for s in specs])
+
+
+@pytest.mark.slow
+def test_a_container_removed_from_outside_stops_the_suite_in_one_line_and_resume_runs_it(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    seed = 7114
+    first = RunSpec(benchmark="batchnorm", epochs=2000, max_train_samples=640, seed=seed, suite="run").run_id
+    args = ("--model", "batchnorm", "--epochs", "2000", "--max-train-samples", "640", "--data-dir", str(data_dir))
+    proc = start_tfparity(
+        "run", "--backend", "docker", *args, "--seed", str(seed), "--results-dir", str(results), log_dir=tmp_path
+    )
+    try:
+        wait_for(lambda: f"{first}: epoch 1/2000" in stderr_of(tmp_path), 900, "the first epoch", proc)
+        assert docker("rm", "-f", *containers_of_run(first)).returncode == 0  # e.g. a `docker rm -f` by hand
+        returncode = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        remove_containers_of(first)
+    err = stderr_of(tmp_path)
+    ours = [line for line in err.splitlines() if line.startswith("tfparity:") and "error" in line]
+    assert returncode == 3 and len(ours) == 1 and "Traceback" not in err, err[-3000:]
+    suite_dir = next(results.glob("run-*"))
+    assert ours[0].startswith("tfparity: error: its container ") and f"during run {first}" in ours[0], ours[0]
+    assert ours[0].endswith(f"resume with: tfparity run --resume {suite_dir}")
+    (result,) = assert_suite_dir_consistent(suite_dir).values()
+    assert result.run_id == first and result.status == "interrupted", result.error
+    assert_nothing_left(tmp_path, [first])
+    # The resume runs it again (bounded here by its own --timeout, which is the benchmark's failure).
+    resumed = tfparity("run", "--resume", str(suite_dir), "--timeout", "5", timeout=900)
+    assert resumed.returncode == 1, resumed.stderr[-3000:]  # ran again; its own timeout is a failure
+    final = assert_suite_dir_consistent(suite_dir)
+    assert final[first].status == "failed" and final[first].error.startswith("timed out after 5 s")
+    assert_nothing_left(tmp_path, [first])

@@ -40,6 +40,7 @@ from tests.orchestrate.support import (
     assert_one_line_error,
     assert_suite_dir_consistent,
     fill,
+    freeze,
     only_suite_dir,
     start_tfparity,
     started,
@@ -54,7 +55,35 @@ def workers_under(root: Path) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-def assert_no_workers(root: Path, within_s: float = 15.0) -> None:
+@pytest.fixture(autouse=True)
+def no_stray_workers(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test does (a timeout, a failed assertion with a frozen worker), its workers end."""
+    yield
+    for root in (tmp_path, Path(tempfile.gettempdir()) / "tfparity-full-"):
+        for line in workers_under(root):
+            try:
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def freeze_worker(root: Path) -> bool:
+    """SIGSTOP the worker(s) under ``root`` (it cannot finish while the test acts); whether any was found.
+
+    The harness stops a frozen worker as any other: SIGTERM (pending), then SIGKILL after its grace.
+    """
+    pids = [int(line.split()[0]) for line in workers_under(root)]
+    for pid in pids:
+        freeze(pid)
+    return bool(pids)
+
+
+def thaw_workers(root: Path) -> None:
+    for line in workers_under(root):
+        os.kill(int(line.split()[0]), signal.SIGCONT)
+
+
+def assert_no_workers(root: Path, within_s: float = 60.0) -> None:
     deadline = time.monotonic() + within_s
     while workers_under(root) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -180,6 +209,77 @@ def test_resume_of_a_non_suite_or_broken_manifest_is_one_line(tmp_path: Path, tf
     (suite / MANIFEST).write_text(json.dumps({"manifest_version": 1, "runs": [{"epochs": 0}]}))
     assert_one_line_error(tfparity("run", "--resume", str(suite), env=tf_trap), "epochs must be an integer >= 1")
     assert sorted(p.name for p in suite.iterdir()) == [MANIFEST]
+
+
+def write_suite(suite: Path, specs: list[RunSpec], backend: str = "local") -> dict[str, bytes]:
+    """A suite directory as `tfparity run` leaves it (manifest + specs), without running anything."""
+    from harness.store.layout import write_manifest, write_spec
+
+    suite.mkdir(parents=True)
+    write_manifest(suite, specs, {"suite": "bn", "backend": backend, "data_dir": None})
+    for spec in specs:
+        write_spec(suite, spec)
+    return {str(p): p.read_bytes() for p in suite.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--epochs", "5"], "--epochs"),
+        (["--results-dir", "elsewhere"], "--results-dir"),
+        (["--seed", "0"], "--seed"),  # a value equal to the default is still given
+        (["--dropout-rate", "0"], "--dropout-rate"),
+        (["--device", "cpu", "--precision", "fp32"], "--device, --precision"),
+        (["--model", "baseline"], "--model"),
+        (["--dataset", "mnist-5k"], "--dataset"),
+        (["--preset", "fast"], "--preset"),
+        (["--xla", "off"], "--xla"),
+        (["--inject-fault", "crash"], "--inject-fault"),
+    ],
+)
+def test_resume_refuses_flags_that_would_change_the_plan_or_where_results_go(
+    tmp_path: Path, tf_trap: dict[str, str], flags: list[str], named: str
+) -> None:
+    suite = tmp_path / "results" / "bn-1"
+    before = write_suite(suite, [RunSpec(epochs=1, benchmark="baseline")])
+    proc = tfparity("run", "--resume", str(suite), *flags, env=tf_trap)
+    line = assert_one_line_error(proc, f"drop {named} (with --resume only")
+    assert "--timeout" in line  # and says what does apply
+    assert {str(p): p.read_bytes() for p in suite.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["bn-1"]  # nothing new elsewhere
+    assert not (ROOT / "elsewhere").exists()
+
+
+def test_resume_refuses_another_backend_and_retry_failed_needs_resume(tmp_path: Path, tf_trap: dict[str, str]) -> None:
+    suite = tmp_path / "bn-1"
+    before = write_suite(suite, [RunSpec(epochs=1)])
+    assert_one_line_error(
+        tfparity("run", "--resume", str(suite), "--backend", "docker", env=tf_trap), "--backend docker", "'local'"
+    )
+    results = tmp_path / "results"
+    assert_one_line_error(
+        tfparity("run", "--model", "baseline", "--retry-failed", "--results-dir", str(results), env=tf_trap),
+        "--retry-failed",
+        "--resume DIR",
+    )
+    assert_no_suite_dir(results)
+    assert {str(p): p.read_bytes() for p in suite.rglob("*") if p.is_file()} == before
+
+
+def test_resume_accepts_the_flags_that_say_how_to_run(tmp_path: Path, factories: ModuleType) -> None:
+    """--timeout, --data-dir, --backend (its own) and -v apply; a finished suite then has nothing to do."""
+    spec = RunSpec(epochs=1, benchmark="baseline")
+    suite = tmp_path / "bn-1"
+    write_suite(suite, [spec])
+    write_result(factories.result("baseline", epochs=1), suite / f"{spec.run_id}.json")
+    assert spec.run_id == factories.result("baseline", epochs=1).run_id
+    data_dir = tmp_path / "data"
+    data.prepare("mnist-5k", data_dir)
+    proc = tfparity(
+        "-v", "run", "--resume", str(suite), "--timeout", "60", "--data-dir", str(data_dir), "--backend", "local"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"{spec.run_id}: already ok, skipped" in proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -382,12 +482,14 @@ def test_full_disk_before_the_suite_starts_is_one_line(tiny_tmpfs: Path, tf_trap
 def test_disk_full_while_writing_a_result_stops_the_suite_in_one_line(tiny_tmpfs: Path, tmp_path: Path) -> None:
     results = tiny_tmpfs / "results"
     proc = start_tfparity("run", "--suite", "bn", *QUICK, "--results-dir", str(results), log_dir=tmp_path)
-    # The spec file appears right before the worker starts; TF's import leaves seconds to fill the disk.
-    first_spec = wait_for(lambda: list(results.glob("*/specs/*.json")), 120, "the first run's spec", proc)
+    # Frozen as soon as it is seen, the worker cannot write its result before the disk is full.
+    wait_for(lambda: freeze_worker(results), 600, "the first worker", proc)
+    first_spec = list(results.glob("*/specs/*.json"))
     fill(tiny_tmpfs)
-    proc.wait(timeout=300)
+    thaw_workers(results)
+    proc.wait(timeout=600)
     err = stderr_of(tmp_path)
-    assert proc.returncode == 2, err
+    assert proc.returncode == 3, err  # the suite stopped (resumable), not bad input
     errors = [line for line in err.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("tfparity: error:"), err
     assert "No space left on device" in errors[0] and "--resume" in errors[0] and "Traceback" not in err
@@ -410,10 +512,11 @@ def test_sigint_mid_suite_then_resume_loses_nothing_and_leaks_no_secret(tmp_path
     first, second = run_ids("baseline", "batchnorm")
     suite_dir = wait_for(lambda: next(iter(results.glob("bn-*")), None), 120, "the suite directory", proc)
     wait_for(lambda: (suite_dir / f"{first}.json").exists(), 300, "the first result", proc)
-    wait_for(lambda: started(tmp_path, 2, 2, second) and workers_under(suite_dir), 120, "the second worker", proc)
+    # Frozen as soon as it is seen: it cannot end before the signal lands, however slow the machine.
+    wait_for(lambda: started(tmp_path, 2, 2, second) and freeze_worker(suite_dir), 600, "the second worker", proc)
     first_bytes = (suite_dir / f"{first}.json").read_bytes()
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=600) == 130
     err = stderr_of(tmp_path)
     assert "Traceback" not in err
     assert f"interrupted by SIGINT; finished results are kept in {suite_dir}" in err
@@ -457,13 +560,13 @@ def test_sigint_mid_suite_then_resume_loses_nothing_and_leaks_no_secret(tmp_path
 def test_sigterm_during_tf_import_and_a_second_signal_are_clean(tmp_path: Path) -> None:
     results = tmp_path / "results"
     proc = start_tfparity("run", "--suite", "bn", *QUICK, "--results-dir", str(results), log_dir=tmp_path)
-    wait_for(lambda: workers_under(results), 120, "the first worker", proc)
-    os.killpg(proc.pid, signal.SIGTERM)  # the worker is importing TensorFlow (3-5 s)
+    wait_for(lambda: freeze_worker(results), 600, "the first worker", proc)  # frozen while importing TF
+    os.killpg(proc.pid, signal.SIGTERM)
     # The harness handled SIGTERM once it stopped its worker; a second signal now lands in its cleanup.
-    wait_for(lambda: proc.poll() is not None or not workers_under(results), 60, "the worker to be stopped")
+    wait_for(lambda: proc.poll() is not None or not workers_under(results), 600, "the worker to be stopped")
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)  # an impatient second signal must not break the cleanup
-    assert proc.wait(timeout=60) == 143
+    assert proc.wait(timeout=600) == 143
     err = stderr_of(tmp_path)
     assert "Traceback" not in err and "interrupted by SIGTERM" in err
     suite_dir = only_suite_dir(results)
@@ -480,11 +583,14 @@ def test_kill_9_of_the_harness_leaves_valid_results_and_no_worker(tmp_path: Path
     first, second = run_ids("baseline", "batchnorm")
     suite_dir = wait_for(lambda: next(iter(results.glob("bn-*")), None), 120, "the suite directory", proc)
     wait_for(lambda: (suite_dir / f"{first}.json").exists(), 300, "the first result", proc)
-    wait_for(lambda: started(tmp_path, 2, 2, second) and workers_under(suite_dir), 120, "the second worker", proc)
+    wait_for(lambda: started(tmp_path, 2, 2, second) and freeze_worker(suite_dir), 600, "the second worker", proc)
     os.kill(proc.pid, signal.SIGKILL)  # the harness only: no handler runs, its worker is orphaned
-    proc.wait(timeout=30)
-    # The orphan must not train on (and record a bogus failure once its output pipe is gone).
-    assert_no_workers(suite_dir, within_s=10)
+    proc.wait(timeout=60)
+    thaw_workers(suite_dir)
+    # The orphan must not train on (and record a bogus failure once its output pipe is gone): the
+    # kernel kills it with its parent (PR_SET_PDEATHSIG), or, orphaned before it could ask for
+    # that, it sees its parent gone and exits.
+    assert_no_workers(suite_dir)
     final = assert_suite_dir_consistent(suite_dir)
     assert {k: r.status for k, r in final.items()} == {first: "ok"}
 

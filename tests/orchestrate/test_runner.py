@@ -5,12 +5,13 @@ and receives the worker's argv: ``-m harness.worker SPEC RESULT ...`` ($3 is the
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from harness.errors import BackendError
+from harness.errors import SuiteStoppedError
 from harness.orchestrate.backends.local import LocalBackend
 from harness.orchestrate.runner import run_specs
 from harness.spec.run_spec import RunSpec
@@ -34,7 +35,7 @@ def test_a_worker_that_cannot_write_its_result_stops_the_suite(tmp_path: Path) -
     out = tmp_path / "suite"
     out.mkdir()
     specs = [RunSpec(epochs=1, benchmark="baseline"), RunSpec(epochs=1, benchmark="batchnorm")]
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(SuiteStoppedError) as info:
         run_specs(specs, LocalBackend(python=python), out)
     message = str(info.value)
     assert "\n" not in message and "No space left on device" in message
@@ -97,3 +98,66 @@ def test_resume_reruns_only_unfinished_runs_and_keeps_every_old_attempt(tmp_path
     )
     for spec in specs:
         load_result(out / f"{spec.run_id}.json")
+
+
+def test_a_worker_that_cannot_be_started_stops_the_suite_and_resume_runs_it(tmp_path: Path) -> None:
+    """A failure of the machinery, not of the benchmark: recorded interrupted (never failed), one line."""
+    specs = [RunSpec(epochs=1, benchmark="baseline"), RunSpec(epochs=1, benchmark="batchnorm")]
+    out = tmp_path / "suite"
+    out.mkdir()
+    missing = str(tmp_path / "no-such-python")
+    with pytest.raises(SuiteStoppedError) as info:
+        run_specs(specs, LocalBackend(python=missing), out)
+    message = str(info.value)
+    assert "\n" not in message and f"cannot start the worker with {missing!r}" in message
+    assert message.endswith(f"then resume with: tfparity run --resume {out}")
+    first = load_result(out / f"{specs[0].run_id}.json")
+    assert first.status == "interrupted" and "cannot start the worker" in first.error
+    assert not (out / f"{specs[1].run_id}.json").exists()  # the suite stopped at once
+    # Fixed, the resume runs both (the interrupted attempt archived, not deleted).
+    python = fake_worker(tmp_path, "exit 1\n")
+    results = run_specs(specs, LocalBackend(python=python), out)
+    assert [r.status for r in results] == ["failed", "failed"]  # they ran (and the stand-in failed)
+    (archived,) = (out / ATTEMPTS_DIR).iterdir()
+    assert load_result(archived).status == "interrupted"
+
+
+def test_retry_failed_runs_failed_runs_again_and_keeps_the_old_result(tmp_path: Path, factories: ModuleType) -> None:
+    specs = [RunSpec(benchmark="batchnorm", epochs=1, max_train_samples=640, seed=s) for s in range(2)]
+    out = tmp_path / "suite"
+    out.mkdir()
+    for spec, status in zip(specs, ("ok", "failed"), strict=True):
+        result = factories.result(spec.benchmark, seed=spec.seed, epochs=1, max_train_samples=640, status=status)
+        write_result(result, out / f"{spec.run_id}.json")
+    kept = {p.name: p.read_bytes() for p in out.glob("*.json")}
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for spec in specs:
+        ok = factories.result(spec.benchmark, seed=spec.seed, epochs=1, max_train_samples=640)
+        write_result(ok, templates / f"{spec.run_id}.json")
+    calls = tmp_path / "calls.txt"
+    python = fake_worker(tmp_path, f'echo "$4" >> {calls}\ncp "{templates}/$(basename "$4")" "$4"\n')
+    assert [r.status for r in run_specs(specs, LocalBackend(python=python), out)] == ["ok", "failed"]
+    assert not calls.exists()  # without retry_failed a failed result is final
+    results = run_specs(specs, LocalBackend(python=python), out, retry_failed=True)
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert [Path(line).name for line in calls.read_text().split()] == [f"{specs[1].run_id}.json"]
+    assert (out / f"{specs[0].run_id}.json").read_bytes() == kept[f"{specs[0].run_id}.json"]
+    (archived,) = (out / ATTEMPTS_DIR).iterdir()
+    assert archived.read_bytes() == kept[f"{specs[1].run_id}.json"]
+
+
+def test_a_worker_stopped_from_outside_stops_the_suite_but_a_crash_is_the_benchmark_s(tmp_path: Path) -> None:
+    """SIGTERM never comes from the benchmark or the kernel: someone stopped the worker (machinery)."""
+    specs = [RunSpec(epochs=1, benchmark="baseline"), RunSpec(epochs=1, benchmark="batchnorm")]
+    out = tmp_path / "suite"
+    out.mkdir()
+    # As the real worker does, the stand-in takes SIGTERM back (the backend starts it blocked).
+    stopped = "import os, signal; signal.pthread_sigmask(signal.SIG_UNBLOCK, {15}); os.kill(os.getpid(), 15)"
+    with pytest.raises(SuiteStoppedError) as info:
+        run_specs(specs, LocalBackend(python=fake_worker(tmp_path, f'exec {sys.executable} -c "{stopped}"\n')), out)
+    assert f"its worker was stopped from outside (SIGTERM) during run {specs[0].run_id}" in str(info.value)
+    assert load_result(out / f"{specs[0].run_id}.json").status == "interrupted"
+    assert not (out / f"{specs[1].run_id}.json").exists()
+    crashed = LocalBackend(python=fake_worker(tmp_path, "kill -ABRT $$\n")).run(specs[1], out)
+    assert crashed.status == "failed" and "SIGABRT" in crashed.error  # the benchmark's own crash

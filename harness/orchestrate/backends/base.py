@@ -7,6 +7,11 @@ backend execute the worker (:meth:`Backend.execute`: start it, stream its output
 wrote. If it wrote none (crash, kill, timeout, Ctrl-C), the skeleton writes a ``failed`` or
 ``interrupted`` result itself, so every planned run ends as a file. A worker that could not write
 its result (exit 3) stops the suite instead: recorded as failed, a resume would skip it.
+
+A failure of the machinery under a run (the engine went away, the image was deleted, the container
+vanished or was stopped from outside) is not a failure of the benchmark: the backend raises
+:class:`MachineryFailure`, the run is recorded ``interrupted`` with the cause (a resume runs it
+again) and the suite stops at once with one line (:class:`~harness.errors.SuiteStoppedError`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import BackendError, ResultError, RunInterrupted
+from harness.errors import ResultError, RunInterrupted, SuiteStoppedError
 from harness.spec.run_spec import RunSpec
 from harness.store.layout import remove_partial_writes, result_path, write_spec
 from harness.store.protocol import (
@@ -78,6 +83,19 @@ class Execution:
     stop_note: str = ""  # how the worker was stopped on an interrupt, e.g. " (container stopped)"
 
 
+class MachineryFailure(Exception):
+    """The machinery failed under a run (not the benchmark); raised by :meth:`Backend.execute`.
+
+    ``cause`` becomes the run's ``interrupted`` error; ``remedy`` (may be empty) says what to do
+    before resuming. The backend has stopped and cleaned up whatever it still could.
+    """
+
+    def __init__(self, cause: str, remedy: str = "") -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.remedy = remedy
+
+
 class Backend(abc.ABC):
     """Runs specs in isolation; subclasses say how (:meth:`execute`)."""
 
@@ -91,7 +109,8 @@ class Backend(abc.ABC):
     def execute(self, run: Execution, timeout_s: float | None) -> None:
         """Run the worker for ``run`` to its end, setting ``returncode``/``reason``; stop it on every exit path.
 
-        On :class:`RunInterrupted` the worker must be stopped before the exception propagates.
+        On :class:`RunInterrupted` the worker must be stopped before the exception propagates; a
+        failure of the machinery (not of the benchmark) raises :class:`MachineryFailure`.
         """
 
     def log_prefix(self, spec: RunSpec) -> str:
@@ -116,6 +135,11 @@ class Backend(abc.ABC):
             reason = f"interrupted by {signal_name(exc.signum)}{run.stop_note}"
             finish_run(run, out_dir, started_utc, reason=reason, status="interrupted")
             raise
+        except MachineryFailure as exc:
+            remove_partial_writes(run.out_path)
+            # The worker may have written its result before the machinery failed: finish_run keeps it.
+            finish_run(run, out_dir, started_utc, reason=exc.cause, status="interrupted")
+            raise suite_stopped(f"{exc.cause} during run {spec.run_id}", exc.remedy, out_dir) from None
         finally:
             remove_partial_writes(run.out_path)
         if run.returncode == ExitCode.CANNOT_WRITE and not run.out_path.exists():
@@ -126,12 +150,16 @@ class Backend(abc.ABC):
         return finish_run(run, out_dir, started_utc, reason=run.reason)
 
 
-def cannot_write_error(run: Execution, out_dir: Path) -> BackendError:
+def suite_stopped(cause: str, remedy: str, out_dir: Path) -> SuiteStoppedError:
+    """The one line that stops a suite: the cause, what to do, and the command that resumes it."""
+    todo = f"{remedy}, then resume" if remedy else "resume"
+    return SuiteStoppedError(f"{cause}; {todo} with: tfparity run --resume {out_dir}")
+
+
+def cannot_write_error(run: Execution, out_dir: Path) -> SuiteStoppedError:
     """Exit 3 is a failure of the results directory, not of the run: stop the suite in one line."""
     says = last_worker_error(run.tail.lines) or "the worker could not write its result"
-    return BackendError(
-        f"{says}; free space or fix the results directory, then resume with: tfparity run --resume {out_dir}"
-    )
+    return suite_stopped(says, "free space or fix the results directory", out_dir)
 
 
 def finish_run(

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 
 from harness.errors import BackendError, RunInterrupted
-from harness.orchestrate.backends.base import Backend, Execution
+from harness.orchestrate.backends.base import Backend, Execution, MachineryFailure
+from harness.orchestrate.backends.signals import block_stop_signals, restore_mask
 from harness.spec.run_spec import RunSpec
 from harness.store.protocol import WORKER_MODULE, worker_args
 
@@ -76,7 +77,7 @@ class LocalBackend(Backend):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         # SIGINT/SIGTERM stay pending until the try below knows the child: a Ctrl-C during Popen would
         # otherwise leave a worker running that nobody stops (the worker unblocks them first thing).
-        saved_mask = _block_stop_signals()
+        saved_mask = block_stop_signals()
         try:
             # Own session: a terminal Ctrl-C reaches only us; we stop the child deliberately.
             proc = subprocess.Popen(
@@ -88,13 +89,18 @@ class LocalBackend(Backend):
                 env=env,
                 start_new_session=True,
             )
+        except OSError as exc:  # the interpreter is gone or not executable: not the benchmark's failure
+            restore_mask(saved_mask)
+            raise MachineryFailure(
+                f"cannot start the worker with {self.python!r}: {exc.strerror or exc}", "fix the Python environment"
+            ) from None
         except BaseException:
-            _restore_mask(saved_mask)
+            restore_mask(saved_mask)
             raise
         timed_out = threading.Event()
         timer = _kill_after(proc, timeout_s, timed_out)
         try:
-            _restore_mask(saved_mask)  # a signal that arrived meanwhile is raised here
+            restore_mask(saved_mask)  # a signal that arrived meanwhile is raised here
             assert proc.stdout is not None
             for line in proc.stdout:
                 run.tail.feed(line)
@@ -110,6 +116,11 @@ class LocalBackend(Backend):
                 _stop(proc)
         if timed_out.is_set():
             run.reason = f"timed out after {timeout_s:g} s (worker killed)"
+        elif run.returncode == -signal.SIGTERM and not run.out_path.exists():
+            # We stop workers only on our own interrupt (above) and our timeout (SIGKILL); the kernel
+            # never sends SIGTERM. Someone stopped it: not the benchmark's failure. (A SIGKILL stays a
+            # failure here: without a cgroup, the kernel's out-of-memory killer is a likely sender.)
+            raise MachineryFailure("its worker was stopped from outside (SIGTERM)")
 
 
 def _kill_after(proc: subprocess.Popen[str], timeout_s: float | None, flag: threading.Event) -> threading.Timer | None:
@@ -125,18 +136,6 @@ def _kill_after(proc: subprocess.Popen[str], timeout_s: float | None, flag: thre
     timer.daemon = True
     timer.start()
     return timer
-
-
-def _block_stop_signals() -> set[int] | None:
-    """Block SIGINT/SIGTERM (main thread only, where Python runs handlers); returns the old mask."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return {int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})}
-
-
-def _restore_mask(saved: set[int] | None) -> None:
-    if saved is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
 
 
 def _kill_group(proc: subprocess.Popen[str], sig: int) -> None:

@@ -8,14 +8,21 @@ output is streamed into the log with a ``[docker <run_id>]`` prefix; a timeout, 
 kill or Ctrl-C becomes a ``failed``/``interrupted`` result, and the container and compose project
 are removed on every exit path (:class:`~harness.orchestrate.backends.base.Backend` owns the rest
 of the run skeleton). The engine check is bounded (``TFPARITY_DOCKER_TIMEOUT_S``, default 20 s).
+
+A failure of the machinery is not the benchmark's: a container that cannot start, vanishes or is
+stopped from outside, an engine that goes away, an image deleted under the suite raise
+:class:`~harness.orchestrate.backends.base.MachineryFailure` (the run is recorded ``interrupted``,
+the suite stops in one line; the engine and image are probed to name the cause). Every container is
+labelled with its owner (:mod:`.owner`) and renews a heartbeat its worker watches: a harness that is
+killed or stuck leaves no container running, and the next start removes what a dead harness left.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
-import signal
 import tempfile
 import threading
 import time
@@ -25,11 +32,21 @@ from typing import Any
 
 from harness import data
 from harness.errors import BackendError, ConfigError, RunInterrupted
-from harness.orchestrate.backends.base import Backend, Execution, ProgressFn
+from harness.orchestrate.backends.base import Backend, Execution, MachineryFailure, ProgressFn
 from harness.orchestrate.backends.docker import compose
-from harness.orchestrate.backends.docker.engine import call, check_compose, check_engine
+from harness.orchestrate.backends.docker.build import Notify
+from harness.orchestrate.backends.docker.engine import (
+    DockerCallError,
+    call,
+    check_compose,
+    check_engine,
+    engine_address,
+    engine_answers,
+    image_exists,
+)
 from harness.orchestrate.backends.docker.gpu import check_toolkit, device_override, parse_gpu_ids
 from harness.orchestrate.backends.docker.image import ensure_image
+from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.ownership import arrange_ownership, check_data_readable, nothing
 from harness.orchestrate.backends.docker.settings import (
     CONTAINER_DATA,
@@ -37,15 +54,29 @@ from harness.orchestrate.backends.docker.settings import (
     DEFAULT_BASE_IMAGES,
     DEFAULT_GPU_IDS,
     DEFAULT_IMAGES,
+    HEALTH_TIMEOUT_S,
     LABEL_BASE_IMAGE,
     LABEL_RUN_ID,
     LABEL_SUITE,
     SERVICES,
 )
+from harness.orchestrate.backends.signals import (
+    deferred_stop_signals,
+    install_signal_handlers,
+    restore_signal_handlers,
+)
 from harness.spec.names import DEVICES
 from harness.spec.run_spec import RunSpec
-from harness.store.layout import result_path
-from harness.store.protocol import ExitCode, worker_args
+from harness.store.layout import heartbeat_path, result_path
+from harness.store.protocol import (
+    DEADLINE_GRACE_S,
+    HEARTBEAT_INTERVAL_S,
+    HEARTBEAT_STALE_S,
+    ExitCode,
+    describe_exit,
+    last_worker_error,
+    worker_args,
+)
 from harness.store.results import RunResult
 
 log = logging.getLogger(__name__)
@@ -93,6 +124,8 @@ class DockerBackend(Backend):
         base_image: str | None = None,
         memory_limit: str | int | None = None,
         gpus: str | None = None,
+        notify: Notify | None = None,
+        heartbeat_stale_s: float = HEARTBEAT_STALE_S,
     ) -> None:
         if device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
@@ -108,6 +141,9 @@ class DockerBackend(Backend):
         self.image = image or DEFAULT_IMAGES[device]
         self.base_image = base_image or DEFAULT_BASE_IMAGES[device]
         self.memory_limit = parse_memory_limit(memory_limit)
+        self.notify = notify  # user-facing progress (the image build); None: the log
+        self.heartbeat_stale_s = heartbeat_stale_s
+        self.owner = Owner.me()
         self._image_info: dict[str, Any] | None = None
         self._prepared = False
 
@@ -126,7 +162,9 @@ class DockerBackend(Backend):
         compose.sweep_stale_containers()
         if self.device == "gpu":
             check_toolkit(self.gpu_ids, self.image)
-        self._image_info = ensure_image(self.device, tag=self.image, base_image=self.base_image, rebuild=self.rebuild)
+        self._image_info = ensure_image(
+            self.device, tag=self.image, base_image=self.base_image, rebuild=self.rebuild, notify=self.notify
+        )
         self._prepare_data(specs)
         check_data_readable(self.data_dir, [f"{s.dataset}.npz" for s in specs])
         self._prepared = True
@@ -165,19 +203,59 @@ class DockerBackend(Backend):
         out_dir = run.out_path.parent
         project = compose.project_name(run.spec.run_id)
         container_result = result_path(Path(CONTAINER_RESULTS), run.spec).as_posix()
-        container_spec = f"{CONTAINER_RESULTS}/specs/{run.spec_path.name}"
-        command = worker_args(container_spec, container_result, CONTAINER_DATA)
+        beat = Heartbeat(heartbeat_path(out_dir, run.spec))
         tmp = tempfile.TemporaryDirectory(prefix="tfparity-run-")
-        own_handlers = _install_signal_handlers()
+        own_handlers = install_signal_handlers()
         restore: Callable[[], None] = nothing
         dc: Any = None
+        engine_gone = False
         try:
             user, restore = arrange_ownership(out_dir, run.spec_path)
             overrides = [device_override(Path(tmp.name), self.gpu_ids)] if self.device == "gpu" else []
             dc = compose.compose_client(project, self._env_file(Path(tmp.name), out_dir, user), overrides)
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            log.info("run %s: container %s (image %s)", run.spec.run_id, project, self.image)
-            labels = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite}
+            beat.renew()  # before the container starts: its worker checks it from its first second
+            self._start(dc, project, run, self._command(run, container_result, timeout_s))
+            run.returncode, run.reason = self._follow(dc, project, run, timeout_s, beat)
+        except RunInterrupted:
+            with deferred_stop_signals():
+                if dc is not None:
+                    compose.stop_container(dc, project)
+            run.stop_note = " (container stopped)"
+            raise
+        except EngineGone:
+            engine_gone = True  # nothing to clean up there now: the next start sweeps what is left
+            raise
+        finally:
+            # A signal now must not cut the cleanup short (a container left behind): it is held
+            # until the container is gone, then raised as usual.
+            try:
+                with deferred_stop_signals():
+                    if dc is not None and not engine_gone:
+                        compose.cleanup_project(dc, project)
+                    beat.remove()
+                    restore()
+                    tmp.cleanup()
+            finally:
+                restore_signal_handlers(own_handlers)
+        if run.returncode == ExitCode.CANNOT_WRITE and not run.out_path.exists():
+            _rewrite_paths(run, container_result)
+
+    def _command(self, run: Execution, container_result: str, timeout_s: float | None) -> list[str]:
+        """The worker's arguments in the container: its own deadline and the heartbeat it watches."""
+        return worker_args(
+            f"{CONTAINER_RESULTS}/specs/{run.spec_path.name}",
+            container_result,
+            CONTAINER_DATA,
+            heartbeat=heartbeat_path(Path(CONTAINER_RESULTS), run.spec).as_posix(),
+            heartbeat_stale_s=self.heartbeat_stale_s,
+            deadline_s=timeout_s + DEADLINE_GRACE_S if timeout_s else None,
+        )
+
+    def _start(self, dc: Any, project: str, run: Execution, command: list[str]) -> None:
+        log.info("run %s: container %s (image %s)", run.spec.run_id, project, self.image)
+        labels = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite, **self.owner.labels()}
+        try:
             call(
                 f"container start for {run.spec.run_id}",
                 dc.compose.run,
@@ -189,23 +267,10 @@ class DockerBackend(Backend):
                 dependencies=False,
                 labels=labels,
             )
-            run.returncode, run.reason = self._follow(dc, project, run, timeout_s)
-        except RunInterrupted:
-            if dc is not None:
-                compose.stop_container(dc, project)
-            run.stop_note = " (container stopped)"
-            raise
-        except BackendError as exc:
-            # The engine refused this one container (e.g. a bad mount): a failed run, the suite goes on.
-            run.reason = str(exc)
-        finally:
-            _restore_signal_handlers(own_handlers)
-            if dc is not None:
-                compose.cleanup_project(dc, project)
-            restore()
-            tmp.cleanup()
-        if run.returncode == ExitCode.CANNOT_WRITE and not run.out_path.exists():
-            _rewrite_paths(run, container_result)
+        except DockerCallError as exc:
+            # Every run uses the same service, image and mounts: what stops one container from
+            # starting stops them all. Not the benchmark's failure.
+            raise self._diagnose(f"its container could not start: {exc.docker_said}") from None
 
     def _env_file(self, directory: Path, out_dir: Path, user: str) -> Path:
         return compose.write_env_file(
@@ -221,21 +286,27 @@ class DockerBackend(Backend):
             },
         )
 
-    def _follow(self, dc: Any, name: str, run: Execution, timeout_s: float | None) -> tuple[int | None, str | None]:
-        """Stream the container's output until it exits or times out; returns (exit code, reason)."""
+    def _follow(
+        self, dc: Any, name: str, run: Execution, timeout_s: float | None, beat: Heartbeat
+    ) -> tuple[int | None, str | None]:
+        """Stream the container's output until it exits or times out; returns (exit code, reason).
+
+        Raises :class:`MachineryFailure` when the container vanished or was stopped from outside.
+        """
         reader = threading.Thread(
             target=compose.stream_logs, args=(dc, name, run.tail), daemon=True, name=f"docker-logs-{name}"
         )
         reader.start()
         deadline = time.monotonic() + timeout_s if timeout_s else None
         while True:
+            beat.renew()  # from this (main) thread: a stuck harness stops renewing, its worker stops
             # join() in short slices: a signal handler can raise in this (main) thread meanwhile.
             reader.join(timeout=LOG_POLL_S)
             state = None
             if not reader.is_alive():  # the log stream ends when the container does (or the engine hiccups)
                 state = compose.container_state(dc, name)
                 if state is None:
-                    return None, "the container disappeared before it finished"
+                    raise self._diagnose("its container vanished: removed from outside?")
                 if not state["running"]:
                     break
                 time.sleep(LOG_POLL_S)  # stream ended early but the container runs: keep polling its state
@@ -243,13 +314,67 @@ class DockerBackend(Backend):
                 compose.stop_container(dc, name, grace_s=0)
                 return None, f"timed out after {timeout_s:g} s (container killed)"
         reader.join(timeout=5)
+        return self._outcome(state, run)
+
+    def _outcome(self, state: dict[str, Any], run: Execution) -> tuple[int | None, str | None]:
+        """The exit code and, when the code alone says too little, the reason.
+
+        Raises :class:`MachineryFailure` when the container ended for a reason outside the benchmark.
+        """
         code = state.get("exit_code")
         if state.get("oom_killed"):
             limit = f" (memory limit {human_bytes(self.memory_limit)})" if self.memory_limit else ""
             return code, f"container killed by the out-of-memory killer{limit} (exit {code})"
-        if code == ExitCode.KILLED:
-            return code, "container killed (exit 137: SIGKILL)"
-        return code, None
+        if run.out_path.exists() or code not in (ExitCode.KILLED, ExitCode.TERMINATED, ExitCode.ABANDONED):
+            return code, None
+        if code == ExitCode.ABANDONED:  # we were silent for longer than it waits: suspended or stuck
+            says = last_worker_error(run.tail.lines) or describe_exit(code)
+            raise self._diagnose(f"its worker stopped itself: {says}")
+        # Neither signal comes from the benchmark: SIGTERM never comes from the kernel, and the
+        # kernel's out-of-memory kills are recorded (oom_killed above). Someone stopped or removed
+        # the container (docker stop/kill/rm -f), or the engine did on its way down.
+        name = "SIGTERM" if code == ExitCode.TERMINATED else "SIGKILL without an out-of-memory record"
+        raise self._diagnose(f"its container was stopped from outside (exit {code}: {name})")
+
+    def _diagnose(self, what: str) -> MachineryFailure:
+        """Name the failure of the machinery behind ``what``: engine gone, image gone, or ``what`` itself."""
+        if not engine_answers(HEALTH_TIMEOUT_S):  # what was seen is only a consequence
+            return EngineGone(f"the Docker engine at {engine_address()} stopped answering", START)
+        image_id = (self._image_info or {}).get("id")
+        try:
+            present = not image_id or image_exists(image_id)
+        except BackendError:
+            present = True  # cannot tell: say what was seen
+        if not present:
+            return MachineryFailure(f"image {self.image} ({str(image_id)[:19]}) is no longer in the engine; {what}")
+        return MachineryFailure(what)
+
+
+class EngineGone(MachineryFailure):
+    """The engine stopped answering: nothing can be cleaned up there until it is back."""
+
+
+START = "start the engine"
+
+
+class Heartbeat:
+    """The file whose modification time tells the container's worker that its harness is alive."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._renewed = -math.inf
+
+    def renew(self) -> None:
+        now = time.monotonic()
+        if now - self._renewed >= HEARTBEAT_INTERVAL_S:
+            self.path.touch(mode=0o644)  # creates it, or renews its modification time
+            self._renewed = now
+
+    def remove(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:  # a resume removes it
+            log.warning("cannot remove heartbeat %s: %s", self.path, exc.strerror or exc)
 
 
 def _rewrite_paths(run: Execution, container_result: str) -> None:
@@ -258,25 +383,3 @@ def _rewrite_paths(run: Execution, container_result: str) -> None:
     lines = [line.replace(repr(container_result), repr(host)) for line in run.tail.lines]
     run.tail.lines.clear()
     run.tail.lines.extend(lines)
-
-
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise RunInterrupted(signum)
-
-
-def _install_signal_handlers() -> dict[int, Any]:
-    """SIGINT/SIGTERM -> RunInterrupted while a container runs, unless the caller handles them already."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    saved: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        current = signal.getsignal(sig)
-        if current in (signal.SIG_DFL, signal.default_int_handler, None):
-            saved[sig] = current
-            signal.signal(sig, _raise_interrupted)
-    return saved
-
-
-def _restore_signal_handlers(saved: dict[int, Any]) -> None:
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)

@@ -1,4 +1,5 @@
-"""Compose projects and run containers: names, env files, following, stopping, cleaning up, sweeping."""
+"""Compose projects and run containers: names, env files, following, stopping, cleaning up, sweeping
+the containers of harnesses that are gone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from harness.errors import BackendError
 from harness.orchestrate.backends.base import LogTail
 from harness.orchestrate.backends.docker.engine import call, client, last_error_line
+from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.settings import COMPOSE_FILE, SERVICES, STALE_AFTER_S, STOP_GRACE_S
 
 log = logging.getLogger(__name__)
@@ -50,41 +52,57 @@ def cleanup_project(dc: Any, project: str) -> None:
         log.warning("compose down of project %s failed: %s", project, last_error_line(exc))
 
 
-def sweep_stale_containers(min_age_s: float = STALE_AFTER_S, *, prefix: str = "tfparity-") -> list[str]:
-    """Remove run containers that exited long ago: left by a backend process that was SIGKILLed.
+def sweep_stale_containers(
+    min_age_s: float = STALE_AFTER_S, *, prefix: str = "tfparity-", me: Owner | None = None
+) -> list[str]:
+    """Remove the run containers nobody will remove: those whose harness is gone. Returns their names.
 
-    A live backend removes its container within a second of its exit, so an exited container of
-    the bench services older than ``min_age_s`` has no owner any more. Returns the removed names.
+    A container whose owner (:mod:`.owner`) is visible from here is removed, running or not, once that
+    harness process is gone (``kill -9``, an engine that went away mid-run), and never while it
+    lives. One whose owner cannot be seen from here (another host or pid namespace, or no owner
+    labels) is removed only once it has been exited for ``min_age_s``: while it runs, its own
+    deadline and heartbeat end it.
     """
     import datetime as dt
 
+    me = me or Owner.me()
     dc = client()
     now = dt.datetime.now(dt.timezone.utc)
     removed = []
     for service in SERVICES.values():
-        filters = [("label", f"com.docker.compose.service={service}"), ("status", "exited")]
+        filters = [("label", f"com.docker.compose.service={service}")]
         for ctr in call("container list", dc.container.list, all=True, filters=filters):
             try:
                 # Read everything now: the object re-inspects lazily, which fails once it is removed.
                 name = ctr.name
-                project = (ctr.config.labels or {}).get("com.docker.compose.project", "")
-                finished = ctr.state.finished_at
+                labels = dict(ctr.config.labels or {})
+                status, finished = ctr.state.status, ctr.state.finished_at
             except Exception:  # removed meanwhile by its own backend
                 continue
-            if not project.startswith(prefix) or finished is None:
+            if not labels.get("com.docker.compose.project", "").startswith(prefix):
                 continue
-            if (now - finished).total_seconds() > min_age_s:
-                log.warning(
-                    "removing container %s, left behind by a run that exited at %s",
-                    name,
-                    finished.isoformat(timespec="seconds"),
-                )
-                try:
-                    dc.container.remove(name, force=True, volumes=True)
-                    removed.append(name)
-                except Exception as exc:
-                    log.debug("could not remove %s: %s", name, last_error_line(exc))
+            why = _stale_reason(Owner.from_labels(labels), me, status, finished, now, min_age_s)
+            if why is None:
+                continue
+            log.warning("removing container %s (%s): %s", name, status, why)
+            try:
+                dc.container.remove(name, force=True, volumes=True)
+                removed.append(name)
+            except Exception as exc:
+                log.debug("could not remove %s: %s", name, last_error_line(exc))
     return removed
+
+
+def _stale_reason(owner: Owner | None, me: Owner, status: str, finished: Any, now: Any, min_age_s: float) -> str | None:
+    """Why a run container is to be removed, or None to leave it alone."""
+    if owner is not None and owner.visible_from(me):
+        return None if owner.is_alive() else f"the tfparity process that started it (pid {owner.pid}) is gone"
+    if status not in ("exited", "dead") or finished is None:
+        return None
+    age_s = (now - finished).total_seconds()
+    if age_s <= min_age_s:
+        return None
+    return f"exited {age_s / 60:.0f} min ago, started by a tfparity process not visible from here"
 
 
 def stream_logs(dc: Any, name: str, tail: LogTail) -> None:

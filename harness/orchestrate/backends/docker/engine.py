@@ -106,16 +106,28 @@ def summarize_build_log(text: str, n_lines: int = BUILD_LOG_LINES) -> str:
     return (f"at {step}: " if step else "") + tail + code
 
 
+class DockerCallError(BackendError):
+    """A docker command failed: the one-line message, plus docker's own last error line as data."""
+
+    def __init__(self, message: str, *, return_code: int | None, docker_said: str) -> None:
+        super().__init__(message)
+        self.return_code = return_code
+        self.docker_said = docker_said
+
+
 def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one python-on-whales call; its exceptions become a one-line :class:`BackendError`."""
+    """Run one python-on-whales call; its exceptions become a one-line :class:`DockerCallError`."""
     pow_ = whales()
     try:
         return fn(*args, **kwargs)
     except pow_.exceptions.DockerException as exc:
         # The classic builder prints the build log on stdout: keep both for the message.
         output = "\n".join(part for part in (exc.stdout, exc.stderr) if part)
-        raise BackendError(
-            explain_docker_error(what, [str(c) for c in exc.docker_command], exc.return_code, output)
+        lines = [ln.strip() for ln in (exc.stderr or output or "").splitlines() if ln.strip()]
+        raise DockerCallError(
+            explain_docker_error(what, [str(c) for c in exc.docker_command], exc.return_code, output),
+            return_code=exc.return_code,
+            docker_said=lines[-1] if lines else f"exit {exc.return_code}",
         ) from None
     except pow_.ClientNotFoundError:
         raise BackendError(f"{what}: the docker CLI is not on PATH; install docker.io (or docker-ce-cli)") from None
@@ -170,6 +182,15 @@ def check_engine(timeout_s: float | None = None) -> dict[str, Any]:
             f"{what}: unexpected output of {' '.join(command)!r}: {out.stdout.strip()[:200]!r}"
         ) from None
     return {"server_version": info.get("ServerVersion"), "runtimes": sorted((info.get("Runtimes") or {}).keys())}
+
+
+def engine_answers(timeout_s: float) -> bool:
+    """Whether the engine answers within ``timeout_s`` (asked after a run's container failed)."""
+    try:
+        check_engine(timeout_s)
+    except BackendError:
+        return False
+    return True
 
 
 def check_compose() -> str:

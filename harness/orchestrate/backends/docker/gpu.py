@@ -27,6 +27,7 @@ from typing import Any
 from harness.errors import BackendError, ConfigError
 from harness.orchestrate.backends.docker.compose import cleanup_project, compose_client, project_name, write_env_file
 from harness.orchestrate.backends.docker.engine import check_engine, explain_docker_error, image_exists, whales
+from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.settings import (
     CONTAINER_UID,
     DEFAULT_GPU_IDS,
@@ -144,7 +145,7 @@ def _run_or_explain(dc: Any, command: list[str], *, entrypoint: str) -> str:
                 tty=False,
                 remove=True,
                 dependencies=False,
-                labels={LABEL_PURPOSE: "gpu-check"},
+                labels={LABEL_PURPOSE: "gpu-check", **Owner.me().labels()},
             )
         )
     except whales().exceptions.DockerException as exc:

@@ -1,7 +1,7 @@
 """The worker images: staged build context, classic-builder build, staleness by source hash.
 
 Images (``tfparity:cpu``/``tfparity:gpu``) are built with the classic builder (python-on-whales'
-``docker.build`` needs buildx; :func:`legacy_build` is its ``legacy_build`` plus ``--force-rm``) from
+``docker.build`` needs buildx; :func:`~.build.legacy_build` shows its progress) from
 a small staged context (harness/, pyproject.toml, requirements.txt; for the CPU image the wheelhouse),
 never the whole checkout. Both start from the registry-free base ``tfparity-base:bookworm``:
 
@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BackendError
-from harness.orchestrate.backends.docker.engine import call, client, image_exists, image_info
+from harness.orchestrate.backends.docker.build import Notify, legacy_build
+from harness.orchestrate.backends.docker.engine import image_exists, image_info
 from harness.orchestrate.backends.docker.settings import (
     BUILD_BASE_SCRIPT,
     DEFAULT_BASE_IMAGES,
@@ -170,19 +171,19 @@ def refresh_wheelhouse(device: str) -> None:
     run_script(WHEELHOUSE_SCRIPT, "--device", device, env={"PYTHON": os.environ.get("PYTHON") or sys.executable})
 
 
-def ensure_gpu_deps(base_image: str) -> str:
+def ensure_gpu_deps(base_image: str, say: Notify) -> str:
     """The GPU dependency image for the current GPU wheelhouse (refreshed first); built when missing."""
     refresh_wheelhouse("gpu")
     if not any(GPU_WHEELHOUSE_DIR.glob("*.whl")):
         raise BackendError(f"the GPU wheelhouse {str(GPU_WHEELHOUSE_DIR)!r} is empty: run make wheelhouse-gpu")
     tag = gpu_deps_tag(base_image)
     if not image_exists(tag):
-        log.info("making %s: pip install of the GPU wheelhouse in a --network none container (minutes)", tag)
+        say(f"making {tag}: pip install of the GPU wheelhouse in a --network none container (minutes)")
         run_script(GPU_DEPS_SCRIPT, str(GPU_WHEELHOUSE_DIR), tag, env={"BASE_IMAGE": base_image}, timeout_s=3600)
     return tag
 
 
-def require_base(base_image: str) -> None:
+def require_base(base_image: str, say: Notify) -> None:
     """The base image is local (the registry-free one is made here); a build never pulls."""
     if image_exists(base_image):
         return
@@ -191,35 +192,46 @@ def require_base(base_image: str) -> None:
             f"base image {base_image!r} is not in the local engine and tfparity never pulls: run "
             f"docker pull {base_image} yourself, or use the registry-free base {LOCAL_BASE_IMAGE!r} (make base-image)"
         )
+    say(f"building the base image {LOCAL_BASE_IMAGE} first (debootstrap + python3, about a minute)")
     run_script(BUILD_BASE_SCRIPT)
 
 
 def build_image(
-    device: str = "cpu", *, tag: str | None = None, base_image: str | None = None, no_cache: bool = False
+    device: str = "cpu",
+    *,
+    tag: str | None = None,
+    base_image: str | None = None,
+    no_cache: bool = False,
+    notify: Notify | None = None,
 ) -> dict[str, Any]:
     """Build the worker image for ``device``; returns its :func:`image_info`.
 
     The base image, the wheelhouse and (GPU) the dependency image are made first when missing
     (docker/build-base-image.sh, docker/make-wheelhouse.sh, docker/build-gpu-deps.sh). A failed build
-    is a BackendError quoting the last lines of the build log.
+    is a BackendError quoting the last lines of the build log. ``notify`` gets the progress (one line
+    per build step).
     """
+    say = notify or (lambda text: log.info("%s", text))
     tag = tag or DEFAULT_IMAGES[device]
     base_image = base_image or DEFAULT_BASE_IMAGES[device]
-    require_base(base_image)
+    require_base(base_image, say)
     build_args = {
         "BASE_IMAGE": base_image,
         "GIT_COMMIT": git_commit(paths=IMAGE_SOURCES) or "unknown",
         "SOURCE_HASH": source_hash(base_image, device),
     }
     if device == "gpu":
-        build_args["DEPS_IMAGE"] = ensure_gpu_deps(base_image)
+        build_args["DEPS_IMAGE"] = ensure_gpu_deps(base_image, say)
     else:
         # The wheelhouse feeds the CPU image (TF comes from it): the script refreshes it when the
         # requirements or the venv's pinned versions changed, and returns at once otherwise.
         refresh_wheelhouse(device)
         build_args["TF_REQUIREMENT"] = requirements(device)[1]
     started = time.monotonic()
-    log.info("building image %s from %s (classic builder)", tag, build_args.get("DEPS_IMAGE", base_image))
+    say(
+        f"building image {tag} from {build_args.get('DEPS_IMAGE', base_image)} "
+        "(minutes the first time, seconds after a code change)"
+    )
     with tempfile.TemporaryDirectory(prefix="tfparity-build-") as ctx:
         stage_context(Path(ctx), device, use_wheelhouse=any(WHEELHOUSE_DIR.glob("*.whl")))
         # Everything comes from the wheelhouse or the deps image: the build needs no network at all.
@@ -230,56 +242,34 @@ def build_image(
             build_args=build_args,
             network="none",
             no_cache=no_cache,
+            notify=notify,
         )
     info = image_info(tag)
-    log.info("built %s (%s) in %.0f s", tag, info["id"][:19], time.monotonic() - started)
+    say(f"built image {tag} ({info['id'][:19]}) in {time.monotonic() - started:.0f} s")
     # The image it replaces stays (untagged): a suite started before may still run it by id. Its
     # own layers are a few MB; `make docker-clean` prunes them.
     return info
 
 
-def legacy_build(
-    what: str, context: Path, *, tag: str, build_args: dict[str, str], network: str | None, no_cache: bool
-) -> None:
-    """``docker build`` with the classic builder (python-on-whales' ``docker.build`` needs buildx).
-
-    Like ``docker.legacy_build``, plus ``--force-rm``: a failed step must not leave its intermediate
-    container behind. ``DOCKER_BUILDKIT=0`` stops a newer CLI from looking for buildx.
-    """
-    from python_on_whales.utils import run
-
-    cmd = client().client_config.docker_cmd + [
-        "build",
-        "--quiet",
-        "--force-rm",
-        "--file",
-        str(context / "Dockerfile"),
-        "--tag",
-        tag,
-    ]
-    for key, value in build_args.items():
-        cmd += ["--build-arg", f"{key}={value}"]
-    if network:
-        cmd += ["--network", network]
-    if no_cache:
-        cmd.append("--no-cache")
-    cmd.append(str(context))
-    call(what, run, cmd, env={"DOCKER_BUILDKIT": "0"})
-
-
 def ensure_image(
-    device: str, *, tag: str | None = None, base_image: str | None = None, rebuild: bool = False
+    device: str,
+    *,
+    tag: str | None = None,
+    base_image: str | None = None,
+    rebuild: bool = False,
+    notify: Notify | None = None,
 ) -> dict[str, Any]:
     """The image for ``device``: built when missing, stale (harness sources changed) or ``rebuild``."""
+    say = notify or (lambda text: log.warning("%s", text))
     tag = tag or DEFAULT_IMAGES[device]
     base_image = base_image or DEFAULT_BASE_IMAGES[device]
     if not rebuild and image_exists(tag):
         info = image_info(tag)
         built_on = info["labels"].get(LABEL_BASE_IMAGE)
         if built_on != base_image:
-            log.warning("image %s was built FROM %s, not %s; rebuilding it", tag, built_on, base_image)
+            say(f"image {tag} was built FROM {built_on}, not {base_image}; rebuilding it")
         elif info["labels"].get(LABEL_SOURCE_HASH) == source_hash(base_image, device):
             return info
         else:
-            log.warning("image %s was built from other harness sources; rebuilding it", tag)
-    return build_image(device, tag=tag, base_image=base_image)
+            say(f"image {tag} was built from other harness sources; rebuilding it")
+    return build_image(device, tag=tag, base_image=base_image, notify=notify)

@@ -37,12 +37,19 @@ LABEL_GPU_DEPS = "org.tfparity.gpu-deps"  # the GPU image's dependency layer (tf
 LABEL_RUN_ID = "org.tfparity.run-id"
 LABEL_SUITE = "org.tfparity.suite"
 LABEL_PURPOSE = "org.tfparity.purpose"
+# Who started a container (docker/owner.py): the next start removes the containers of a harness that
+# is gone, and never those of a live one.
+LABEL_OWNER_PREFIX = "org.tfparity.owner."
 STOP_GRACE_S = 10
 # The engine check's bound: a socket that accepts and never answers (a wedged dockerd) must not hang
 # a suite forever. `docker info` answers in ~0.1 s; a busy engine (a build next door) in a few.
 ENGINE_TIMEOUT_ENV = "TFPARITY_DOCKER_TIMEOUT_S"
 DEFAULT_ENGINE_TIMEOUT_S = 20.0
-STALE_AFTER_S = 600.0  # an exited run container older than this has lost its backend process
+# An exited run container of another host (whose harness we cannot see) older than this is stale.
+STALE_AFTER_S = 600.0
+# How long the engine may take to answer when a run's container failed: a gone engine answers "cannot
+# connect" at once; a wedged one is given this long before it is called unreachable.
+HEALTH_TIMEOUT_S = 10.0
 BUILD_LOG_LINES = 4
 NVIDIA_HINT = (
     'no NVIDIA GPU runtime in this Docker engine (could not select device driver "nvidia"): install the '
