@@ -92,6 +92,14 @@ def evidence(path: PathSpec, spec: RunSpec, **overrides: Any) -> Evidence:
         training_loop=spec.loop, tensor_float_32=path.tensor_float_32,
         loss_scaling=path.policy == "mixed_float16", loss_scale=32768.0 if path.policy == "mixed_float16" else None,
     )  # fmt: skip
+    if path.replicas > 1:  # what MirroredStrategy leaves behind (one-replica results record none of it)
+        copies = [f"/job:localhost/replica:0/task:0/device:{path.device.upper()}:{i}" for i in range(path.replicas)]
+        fields.update(
+            distribute_strategy="MirroredStrategy", num_replicas_in_sync=path.replicas, replica_devices=copies,
+            variable_class="MirroredVariable", variable_replica_devices=copies,
+            sync_batchnorm=spec.sync_batchnorm if spec.benchmark != "baseline" else None,
+            global_batch_size=spec.global_batch_size, per_replica_batch_size=spec.global_batch_size // path.replicas,
+        )  # fmt: skip
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return Evidence(**fields)
 

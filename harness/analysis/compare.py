@@ -4,18 +4,23 @@ Results are labelled with their group (:mod:`harness.analysis.samples`), refused
 hyperparameters of one benchmark differ, and paired (:func:`plan_pairs`): every group against the
 reference group (accuracy equivalence, curves, speed, memory, GPU memory), every mixed-precision,
 TF32 or XLA group against its fp32 sibling (the relative gate), a GPU group against its CPU counterpart
-(speed). Integrity checks (status, determinism, evidence, GPU throttling) and the numerics probe run
-per group; with a baseline, regression checks (:mod:`harness.analysis.regress`) too. TF-free.
+(speed), every group of N replicas against its one-replica counterpart (the first epoch's losses within
+a numerical tolerance: :mod:`harness.analysis.replicas`). A group whose global batch differs from the
+reference's (weak scaling) trains another optimisation: it is not compared for agreement, and a WARN
+says so (its throughput is in the report's scaling table). Integrity checks (status, determinism,
+evidence, GPU throttling) and the numerics probe run per group; with a baseline, regression checks
+(:mod:`harness.analysis.regress`) too. TF-free.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.analysis import agreement, coverage, integrity, numerics, performance, regress
+from harness.analysis import agreement, coverage, integrity, numerics, performance, regress, replicas
 from harness.analysis.checks import Check, Comparison, GroupInfo, Verdict
 from harness.analysis.samples import Run, groups_of, label_runs
 from harness.errors import CompareError
@@ -31,6 +36,7 @@ class Tolerances:
     margin_pp: float = agreement.DEFAULT_MARGIN_PP
     curve_tol_pp: float = agreement.DEFAULT_CURVE_TOL_PP
     loss_tol_rel: float = agreement.DEFAULT_LOSS_TOL_REL
+    replica_loss_tol_rel: float = replicas.DEFAULT_REPLICA_LOSS_TOL_REL
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -42,7 +48,7 @@ class Tolerances:
 class Pair:
     """Two groups' runs of one benchmark on one dataset, and why they are compared."""
 
-    kind: str  # "reference" | "sibling" | "device"
+    kind: str  # "reference" | "sibling" | "device" | "replicas"
     unit: tuple[str, str]  # (benchmark, dataset)
     group: str
     other: str
@@ -66,7 +72,7 @@ def resolve_reference(runs: list[Run], groups: list[str], reference: str | None)
         raise CompareError(f"unknown reference {reference!r}; the compared groups are {groups}")
     for run in runs:  # first in argument order
         path = run.spec.path
-        if path.device == "cpu" and path.precision == "fp32" and not path.xla:
+        if path.device == "cpu" and path.precision == "fp32" and not path.xla and path.replicas == 1:
             return run.group
     log.info("no cpu-fp32 group present; using the first group %r as reference", groups[0])
     return groups[0]
@@ -120,9 +126,15 @@ def plan_pairs(
             missing.append(coverage.reference_missing(unit, sorted(by_group), reference, runs))
             continue
         present = [g for g in groups if g in by_group]
-        pairs += [
-            Pair("reference", unit, g, reference, by_group[g], by_group[reference]) for g in present if g != reference
-        ]
+        batch = by_group[reference][0].spec.global_batch_size
+        for g in present:
+            if g == reference:
+                continue
+            if by_group[g][0].spec.global_batch_size != batch:
+                missing.append(_weak_scaling(unit, g, by_group[g][0], reference, batch))
+                continue
+            pairs.append(Pair("reference", unit, g, reference, by_group[g], by_group[reference]))
+        pairs += _replica_pairs(unit, by_group, present, reference)
         for group in present:
             pair_or_missing = _sibling_pair(unit, group, by_group, present, reference)
             if isinstance(pair_or_missing, Pair):
@@ -142,7 +154,7 @@ def _sibling_pair(
     path = first.spec.path
     if not (path.precision != "fp32" or path.xla):
         return None
-    candidates = [s for s in present if _is_fp32_sibling(by_group[s][0], path.device)]
+    candidates = [s for s in present if _is_fp32_sibling(by_group[s][0], path.device, path.replicas)]
     # Prefer the sibling from the same source (local vs docker), then the reference, then any
     # (one directory per path is a common layout: sources differ, siblings still exist).
     sibling = next(
@@ -154,15 +166,52 @@ def _sibling_pair(
             "relative-gate",
             Verdict.WARN,
             f"{unit[0]}/{unit[1]}: {group}",
-            f"no fp32 sibling ({path.device}-fp32) to gate against",
+            f"no fp32 sibling ({dataclasses.replace(path, precision='fp32', xla=False, mixed_policy=None).name}) "
+            "to gate against",
             {},
         )
     return Pair("sibling", unit, group, sibling, by_group[group], by_group[sibling])
 
 
-def _is_fp32_sibling(run: Run, device: str) -> bool:
+def _is_fp32_sibling(run: Run, device: str, replicas: int = 1) -> bool:
     path = run.spec.path
-    return path.device == device and path.precision == "fp32" and not path.xla
+    return path.device == device and path.precision == "fp32" and not path.xla and path.replicas == replicas
+
+
+def _weak_scaling(unit: tuple[str, str], group: str, run: Run, reference: str, batch: int) -> Check:
+    """A group whose global batch differs from the reference's: another optimisation, not compared."""
+    spec = run.spec
+    return Check(
+        "agreement-not-compared",
+        Verdict.WARN,
+        f"{unit[0]}/{unit[1]}: {group} vs {reference}",
+        f"not compared for agreement: global batch {spec.global_batch_size} vs {batch} "
+        f"({spec.path.replicas} replicas x {spec.batch_size} per replica: weak scaling trains another "
+        "optimisation); its throughput is in the report's scaling table",
+        {"global_batch_size": spec.global_batch_size, "reference_global_batch_size": batch},
+    )
+
+
+def _replica_pairs(
+    unit: tuple[str, str], by_group: dict[str, list[Run]], present: list[str], reference: str
+) -> list[Pair]:
+    """Every group of N replicas against its one-replica counterpart: the one with the same BN setting
+    first (synchronised BN computes its moments by another formula), then the same source, then the
+    reference, then any."""
+    pairs = []
+    for group in present:
+        first = by_group[group][0]
+        candidates = [s for s in present if replicas.is_counterpart(first.spec, by_group[s][0].spec)]
+
+        def preference(s: str, first: Run = first) -> tuple[bool, bool, bool]:
+            other = by_group[s][0]
+            same_bn = other.spec.sync_batchnorm == first.spec.sync_batchnorm
+            return (not same_bn, other.source != first.source, s != reference)
+
+        if candidates:
+            one = min(candidates, key=preference)
+            pairs.append(Pair("replicas", unit, group, one, by_group[group], by_group[one]))
+    return pairs
 
 
 def _device_pairs(
@@ -184,6 +233,7 @@ def _device_pairs(
                 and by_group[s][0].spec.path.device == "cpu"
                 and by_group[s][0].spec.path.precision == path.precision
                 and by_group[s][0].spec.path.xla == path.xla
+                and by_group[s][0].spec.path.replicas == path.replicas
             ),
             None,
         )
@@ -217,10 +267,15 @@ def _device_checks(pair: Pair, tol: Tolerances) -> list[Check]:
     return [] if check is None else [check]
 
 
+def _replica_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+    return [replicas.check_replicas(pair.subject, pair.runs, pair.other_runs, tol.replica_loss_tol_rel)]
+
+
 CHECKS: dict[str, Callable[[Pair, Tolerances], list[Check]]] = {
     "reference": _reference_checks,
     "sibling": _sibling_checks,
     "device": _device_checks,
+    "replicas": _replica_checks,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.analysis.replicas import DEFAULT_REPLICA_LOSS_TOL_REL
 from harness.cli import types
 
 HELP = "decide whether paths agree (exit 1 on FAIL or regression)"
@@ -35,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=types.margin_pp,
         default=DEFAULT_CURVE_TOL_PP,
         help="per-epoch accuracy curve tolerance in percentage points (default %(default)s)",
+    )
+    parser.add_argument(
+        "--replica-loss-tol",
+        type=types.positive_float,
+        default=DEFAULT_REPLICA_LOSS_TOL_REL,
+        metavar="REL",
+        help="N replicas vs one device: relative tolerance on the first epoch's losses (default %(default)s)",
     )
     parser.add_argument(
         "--label",
@@ -92,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         results,
         reference=args.reference,
         sources=sources,
-        tolerances=Tolerances(margin_pp=args.margin_pp, curve_tol_pp=args.curve_tol_pp),
+        tolerances=Tolerances(
+            margin_pp=args.margin_pp, curve_tol_pp=args.curve_tol_pp, replica_loss_tol_rel=args.replica_loss_tol
+        ),
         baseline=baseline,
         baseline_sources=baseline_sources,
         gates=gates,

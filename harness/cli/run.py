@@ -38,7 +38,8 @@ DESCRIPTION = "Run one benchmark or a suite; each run in its own process or cont
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _what(p.add_argument_group("what to run"))
     _hyperparameters(p.add_argument_group("hyperparameters (defaults: the seed script's)"))
-    _path(p.add_argument_group("path (device x precision x XLA) and execution"))
+    _path(p.add_argument_group("path (device x precision x XLA x replicas) and execution"))
+    _replicas(p.add_argument_group("replicas on one host (tf.distribute.MirroredStrategy)"))
     _where(p.add_argument_group("where and how"))
 
 
@@ -109,6 +110,30 @@ def _path(path: Group) -> None:
     )
 
 
+def _replicas(rep: Group) -> None:
+    rep.add_argument(
+        "--replicas",
+        action="append",
+        type=types.positive_int,
+        metavar="N",
+        help="N replicas: N GPUs on a GPU path, N logical CPU devices on a CPU path (path name e.g. cpu-fp32-x2; "
+        "default 1, no strategy); repeat for a scaling series, e.g. --replicas 1 --replicas 2",
+    )
+    rep.add_argument(
+        "--batch-per-replica",
+        action="store_true",
+        default=None,
+        help="--batch-size is each replica's batch, the global batch N times it (weak scaling, for throughput: "
+        "another optimisation); default: --batch-size is the global batch, so N replicas must agree with one",
+    )
+    rep.add_argument(
+        "--sync-bn",
+        metavar="on|off",
+        help="on: BatchNormalization(synchronized=True), statistics over the global batch; off (default): "
+        "Keras's per-replica statistics, which makes the batchnorm models another experiment on N replicas",
+    )
+
+
 def _where(ex: Group) -> None:
     ex.add_argument("--backend", help=f"{' | '.join(names.BACKENDS)} (default local; with --resume: the suite's)")
     ex.add_argument("--results-dir", help=f"parent of the suite directory (default ./{DEFAULT_RESULTS_DIR})")
@@ -151,6 +176,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
             mixed_policy=args.mixed_policy,
         )
     )
+    replicas = (args.replicas or [1])[0]  # the others: plan_runs repeats the plan per replica count
     if args.preset:
         spec = apply_preset(args.preset, spec)
     flags = {
@@ -166,12 +192,14 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         "warmup_steps": args.warmup_steps,
         "inject_fault": args.inject_fault,
         "mode": args.mode,
+        "batch_per_replica": args.batch_per_replica,
     }
     explicit: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    if xla is not None:
-        explicit["path"] = dataclasses.replace(spec.path, xla=xla)
+    explicit["path"] = dataclasses.replace(spec.path, xla=spec.path.xla if xla is None else xla, replicas=replicas)
     if args.deterministic is not None:
         explicit["deterministic"] = parse_on_off("--deterministic", args.deterministic)
+    if args.sync_bn is not None:
+        explicit["sync_batchnorm"] = parse_on_off("--sync-bn", args.sync_bn)
     return spec.replace(**explicit)
 
 
@@ -193,7 +221,8 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
     else:
         suite = SuiteSpec("run", tuple(dict.fromkeys(args.model)))
     seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
-    return suite.expand(base, seeds, datasets), suite.name
+    replicas = list(dict.fromkeys(args.replicas or []))
+    return suite.expand(base, seeds, datasets, replicas), suite.name
 
 
 def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[str, str]:

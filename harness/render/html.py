@@ -28,6 +28,7 @@ from harness.render.report import (
     sorted_checks,
     verdict_counts,
 )
+from harness.render.scaling import SCALING_NOTE, scaling_table
 from harness.render.table import Table
 
 
@@ -66,6 +67,8 @@ def report_html(report: Report) -> str:
         "trend": report.figure("trend"),
         "history_rows": history_table(report.history_rows),
         "failed": failed_table(report.failed),
+        "scaling": scaling_table(report.scaling),
+        "scaling_note": SCALING_NOTE,
     }
     return _env().get_template("report.html.j2").render(**context)
 

@@ -15,6 +15,7 @@ from harness.render.report import (
     sorted_checks,
     verdict_counts,
 )
+from harness.render.scaling import SCALING_NOTE, scaling_table
 
 
 def report_markdown(report: Report, image_paths: dict[str, str] | None = None) -> str:
@@ -38,6 +39,8 @@ def report_markdown(report: Report, image_paths: dict[str, str] | None = None) -
     out += ["## Per-path results", ""]
     out += rows_table(report.rows).markdown() if report.rows else ["No results."]
     out += ["", f"_{TABLE_NOTES}_", ""]
+    if report.scaling:
+        out += ["## Scaling (replicas)", "", *scaling_table(report.scaling).markdown(), "", f"_{SCALING_NOTE}_", ""]
     out += ["## The seed experiment: does BatchNormalization shrink the train/val gap, on every path?", ""]
     out += [f"- {answer_sentence(a)}" for a in report.answers] or ["- No baseline/batchnorm runs to answer it."]
     out.append("")

@@ -23,6 +23,7 @@ from harness.analysis.claims import (
 )
 from harness.analysis.history import History, TrendRow, trend_rows
 from harness.analysis.samples import Run, label_runs
+from harness.analysis.scaling import ScalingRow, scaling_rows
 from harness.analysis.stats import Stat
 from harness.analysis.summary import GroupRow, group_rows
 from harness.render.figures import Figure, figures
@@ -55,6 +56,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     history: History | None = None
     history_rows: list[TrendRow] = field(default_factory=list)
+    scaling: list[ScalingRow] = field(default_factory=list)  # empty unless some run had replicas
 
     @property
     def verdict(self) -> str:
@@ -94,6 +96,7 @@ def build_report(
         failed=[r for r in runs if not r.result.ok],
         history=history,
         history_rows=trend_rows(history) if history is not None else [],
+        scaling=scaling_rows(runs),
     )
     if with_figures:
         report.figures = figures(runs, rows, history)

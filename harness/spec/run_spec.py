@@ -22,18 +22,30 @@ SPEC_VERSION = 1
 
 @dataclass(frozen=True)
 class PathSpec:
-    """One hardware/numerics configuration: device x precision x XLA."""
+    """One hardware/numerics configuration: device x precision x XLA x replicas."""
 
     device: str = "cpu"
     precision: str = "fp32"
     xla: bool = False
     # Override for the mixed policy; None = mixed_float16 on GPU, mixed_bfloat16 on CPU.
     mixed_policy: str | None = None
+    # Replicas on one host (tf.distribute.MirroredStrategy): N GPUs on a GPU path, N logical CPU
+    # devices on a CPU path. 1 = one device and no strategy, the path as it always ran.
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         one_of("device", self.device, names.DEVICES)
         one_of("precision", self.precision, names.PRECISIONS)
         boolean("xla", self.xla)
+        int_at_least("replicas", self.replicas, 1)
+        if self.xla and self.replicas > 1:
+            # Keras compiles the replicated step (which contains strategy.run) as one XLA cluster on one
+            # device; the first step then fails reading a variable copy on another device (measured with
+            # TF 2.21: "Trying to access resource ... located in device CPU:1 from device CPU:0").
+            raise ConfigError(
+                f"xla=on cannot run with {self.replicas} replicas: TensorFlow fails on the first step (one XLA "
+                "cluster cannot reach the other replicas' variables); use xla=off or replicas 1"
+            )
         if self.mixed_policy is not None:
             one_of("mixed_policy", self.mixed_policy, names.MIXED_POLICIES)
             if self.precision != "mixed":
@@ -64,9 +76,11 @@ class PathSpec:
 
     @property
     def name(self) -> str:
-        """Stable, human-readable path id, e.g. ``cpu-fp32``, ``gpu-tf32`` or ``gpu-mixed_float16-xla``."""
+        """Stable, human-readable path id, e.g. ``cpu-fp32``, ``gpu-tf32``, ``gpu-mixed_float16-xla`` or
+        ``cpu-fp32-x2`` (one replica keeps the name it always had, so groups and histories keep theirs)."""
         prec = self.precision if self.precision in ("fp32", "tf32") else self.policy
-        return f"{self.device}-{prec}" + ("-xla" if self.xla else "")
+        replicas = f"-x{self.replicas}" if self.replicas > 1 else ""
+        return f"{self.device}-{prec}" + ("-xla" if self.xla else "") + replicas
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -86,10 +100,17 @@ class RunSpec:
     path: PathSpec = field(default_factory=PathSpec)
     seed: int = 0
     epochs: int = 10
+    # The global batch (all replicas together), so that N replicas run the same optimisation as one
+    # device; with batch_per_replica it is each replica's batch and the global batch is N times it
+    # (weak scaling: a different optimisation, for throughput).
     batch_size: int = 32
+    batch_per_replica: bool = False
     validation_split: float = 0.2
     learning_rate: float = 0.001  # Keras Adam's default, as the seed script uses it
     dropout_rate: float = 0.2  # only used by batchnorm_dropout
+    # BatchNormalization(synchronized=True): under replicas, batch statistics over the global batch
+    # instead of each replica's share (Keras's default computes them per replica).
+    sync_batchnorm: bool = False
     steps_per_execution: int = 1
     input: str = "tfdata"
     # How the training steps are driven; never changes the experiment (same train_step, data order).
@@ -115,6 +136,8 @@ class RunSpec:
         int_at_least("seed", self.seed, 0)
         int_at_least("epochs", self.epochs, 1)
         int_at_least("batch_size", self.batch_size, 1)
+        boolean("batch_per_replica", self.batch_per_replica)
+        boolean("sync_batchnorm", self.sync_batchnorm)
         float_in("validation_split", self.validation_split, 0.0, 1.0, high_open=True)
         float_in("learning_rate", self.learning_rate, 0.0, 1e6, low_open=True)
         float_in("dropout_rate", self.dropout_rate, 0.0, 1.0, high_open=True)
@@ -133,9 +156,37 @@ class RunSpec:
         if self.max_train_samples is not None:
             int_at_least("max_train_samples", self.max_train_samples, 2)
         one_of("mode", self.mode, names.MODES)
+        self._check_replicas()
         safe_name("suite", self.suite)
         if self.inject_fault is not None:
             one_of("inject_fault", self.inject_fault, names.FAULTS)
+
+    def _check_replicas(self) -> None:
+        """The combinations with replicas that TensorFlow/Keras cannot run, refused before anything starts."""
+        n = self.path.replicas
+        if n == 1:
+            return
+        if self.mode != "train":
+            raise ConfigError(f"mode {self.mode!r} runs one fixed batch on one device; replicas {n} needs mode 'train'")
+        if self.steps_per_execution > 1 and self.loop == "fit":
+            # Keras's multi-step loop puts the replicated step inside tf.cond inside tf.while_loop; TF 2.21
+            # fails on the first step ("You must feed a value for placeholder tensor ...", keras-team/keras#19246).
+            raise ConfigError(
+                f"steps_per_execution {self.steps_per_execution} with {n} replicas fails in keras Model.fit; "
+                "use loop 'compiled' (it runs several steps per call under the strategy) or steps_per_execution 1"
+            )
+        if not self.batch_per_replica and self.batch_size % n:
+            # Keras averages each replica's mean loss: unequal shares would weight samples unequally, so
+            # the run would not be the one-device optimisation it claims to be.
+            raise ConfigError(
+                f"batch_size {self.batch_size} (the global batch) does not split evenly over {n} replicas; "
+                f"use a multiple of {n}, or batch_per_replica"
+            )
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples per training step over all replicas: ``batch_size``, or N x it with ``batch_per_replica``."""
+        return self.batch_size * self.path.replicas if self.batch_per_replica else self.batch_size
 
     @property
     def deterministic_ops(self) -> bool:
@@ -148,7 +199,8 @@ class RunSpec:
         """Whether ``n_train`` training samples or (with a validation split) ``n_val`` validation samples
         are fewer than one batch: the rule ``tfparity run`` refuses a plan by, and the seed's claims
         exclude a recorded run by (a run that trains on 4 samples answers nothing)."""
-        return n_train < self.batch_size or (self.validation_split > 0 and n_val < self.batch_size)
+        batch = self.global_batch_size
+        return n_train < batch or (self.validation_split > 0 and n_val < batch)
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -157,6 +209,8 @@ class RunSpec:
             "benchmark": self.benchmark,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
+            # Weak and strong scaling are different experiments even where their batch_size reads the same.
+            "batch_per_replica": self.batch_per_replica,
             "validation_split": self.validation_split,
             "learning_rate": self.learning_rate,
             "dropout_rate": self.dropout_rate if self.benchmark == "batchnorm_dropout" else None,
@@ -172,12 +226,15 @@ class RunSpec:
         the same seeded run gives other weights with and without ``enable_op_determinism()``).
         It is named only when it differs from the automatic setting (on, off for XLA): the
         ``seed`` preset's TF defaults read ``numpy,spe1,det-off``, while the labels of runs that
-        leave it automatic (and so history series across nights) stay as they were.
+        leave it automatic (and so history series across nights) stay as they were. Synchronised
+        BatchNormalization (``syncbn``) is named for every benchmark of a run, BN or not, so that one
+        suite's runs stay one group.
         """
         loop = "" if self.loop == "fit" else f",{self.loop}"
         # The automatic setting is on without XLA, off with it; on with XLA is refused above.
         det = ",det-off" if not (self.deterministic_ops or self.path.xla) else ""
-        return f"{self.input},spe{self.steps_per_execution}{loop}{det}"
+        sync = ",syncbn" if self.sync_batchnorm else ""
+        return f"{self.input},spe{self.steps_per_execution}{loop}{det}{sync}"
 
     @property
     def run_id(self) -> str:

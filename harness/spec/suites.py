@@ -7,6 +7,7 @@ base RunSpec the user configured (epochs, batch size, input mode, ...).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
@@ -28,10 +29,15 @@ class SuiteSpec:
     benchmarks: tuple[str, ...]
     paths: tuple[PathSpec, ...] | None = None
 
-    def expand(self, base: RunSpec, seeds: list[int], datasets: list[str] | None = None) -> list[RunSpec]:
-        """All runs of the suite, ordered seed-major so partial results cover every model early."""
+    def expand(
+        self, base: RunSpec, seeds: list[int], datasets: list[str] | None = None, replicas: Sequence[int] = ()
+    ) -> list[RunSpec]:
+        """All runs of the suite, ordered seed-major so partial results cover every model early;
+        ``replicas`` (e.g. ``(1, 2)``) repeats every path with each replica count."""
         datasets = datasets or [base.dataset]
         paths = self.paths or (base.path,)
+        if replicas:
+            paths = tuple(dataclasses.replace(p, replicas=n) for p in paths for n in replicas)
         if not seeds:
             raise ConfigError("a suite needs at least one seed")
         return [

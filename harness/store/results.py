@@ -105,6 +105,20 @@ class Evidence:
     # dynamic loss scale at the end of the run.
     loss_scaling: bool | None = None
     loss_scale: float | None = None
+    # tf.distribute as TF reports it: the model's strategy class ("_DefaultDistributionStrategy" on one
+    # device, "MirroredStrategy" for replicas), the replicas in sync and their devices, and the first
+    # trainable variable's class and the device of each of its copies (one per replica when mirrored;
+    # variable_device above names only the primary copy).
+    distribute_strategy: str | None = None
+    num_replicas_in_sync: int | None = None
+    replica_devices: list[str] = field(default_factory=list)
+    variable_class: str | None = None
+    variable_replica_devices: list[str] = field(default_factory=list)
+    # BatchNormalization(synchronized=...) of the model's BN layers as built; None: no BN layer.
+    sync_batchnorm: bool | None = None
+    # Samples per training step over all replicas, and each replica's share (None: not a training run).
+    global_batch_size: int | None = None
+    per_replica_batch_size: int | None = None
 
     def mismatches(self, spec: RunSpec) -> list[str]:
         """Every way the path that ran differs from the one ``spec`` asked for (empty: it is the same).
@@ -123,7 +137,7 @@ class Evidence:
             problems.append(f"model variables live on {self.variable_device!r}, asked for device {path.device!r}")
         if self.deterministic_ops != spec.deterministic_ops:
             problems.append(f"op determinism is {self.deterministic_ops}, expected {spec.deterministic_ops}")
-        return problems + self._numerics_mismatches(spec)
+        return problems + self._numerics_mismatches(spec) + self._replica_mismatches(spec)
 
     def _numerics_mismatches(self, spec: RunSpec) -> list[str]:
         """TensorFloat-32 and loss scaling: the float32 arithmetic and the float16 gradients that ran."""
@@ -146,6 +160,33 @@ class Evidence:
             problems.append(f"policy mixed_float16 without loss scaling (loss_scaling {self.loss_scaling})")
         elif not wants_scaling and self.loss_scaling:
             problems.append(f"loss scaling on under policy {path.policy!r}")
+        return problems
+
+    def _replica_mismatches(self, spec: RunSpec) -> list[str]:
+        """Replicas, their devices, the variables' copies, synchronised BN and the global batch.
+
+        Results written before replicas existed record none of it: they are one-device runs, and only
+        a run that asked for replicas must show them.
+        """
+        n, device = spec.path.replicas, spec.path.device
+        if self.num_replicas_in_sync is None:
+            return [f"replicas were not recorded, asked for {n}"] if n > 1 else []
+        problems = []
+        if self.num_replicas_in_sync != n:
+            problems.append(f"TensorFlow trained {self.num_replicas_in_sync} replica(s) in sync, asked for {n}")
+        if len(self.variable_replica_devices) != n:
+            problems.append(f"the model variables have {len(self.variable_replica_devices)} copy(ies), asked for {n}")
+        placed = self.replica_devices + self.variable_replica_devices
+        wrong = [d for d in placed if device_kind(d) != device]
+        if wrong:
+            problems.append(f"replica device {wrong[0]!r} is not a {device!r} device")
+        if self.sync_batchnorm is not None and self.sync_batchnorm != spec.sync_batchnorm:
+            problems.append(
+                f"BatchNormalization synchronized={self.sync_batchnorm}, asked for sync_batchnorm "
+                f"{_on_off(spec.sync_batchnorm)}"
+            )
+        if self.global_batch_size is not None and self.global_batch_size != spec.global_batch_size:
+            problems.append(f"global batch {self.global_batch_size}, asked for {spec.global_batch_size}")
         return problems
 
 

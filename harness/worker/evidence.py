@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.spec.run_spec import RunSpec
 from harness.store.results import Evidence
+from harness.worker import distribute
 from harness.worker.tf_setup import PathMismatchError
 
 
@@ -35,11 +36,14 @@ def loss_scale(model: Any) -> tuple[bool, float | None]:
     return True, None if scale is None else float(scale.numpy())
 
 
-def collect(tf: Any, model: Any, spec: RunSpec) -> Evidence:
-    """The evidence of a run whose model has been built (and trained or probed)."""
+def collect(tf: Any, model: Any, spec: RunSpec, *, global_batch_size: int | None = None) -> Evidence:
+    """The evidence of a run whose model has been built (and trained or probed); ``global_batch_size``:
+    the batch the training input was built with (None for a probe)."""
     import keras
 
     scaling, scale = loss_scale(model)
+    dist = distribute.read_back(tf, model)
+    per_replica = None if global_batch_size is None else -(-global_batch_size // dist.num_replicas_in_sync)
     return Evidence(
         physical_devices=[d.name for d in tf.config.list_physical_devices()],
         variable_device=variable_device(model),
@@ -52,6 +56,14 @@ def collect(tf: Any, model: Any, spec: RunSpec) -> Evidence:
         nvidia_tf32_override=os.environ.get("NVIDIA_TF32_OVERRIDE"),
         loss_scaling=scaling,
         loss_scale=scale,
+        distribute_strategy=dist.strategy,
+        num_replicas_in_sync=dist.num_replicas_in_sync,
+        replica_devices=dist.replica_devices,
+        variable_class=dist.variable_class,
+        variable_replica_devices=dist.variable_devices,
+        sync_batchnorm=distribute.sync_batchnorm_state(model),
+        global_batch_size=global_batch_size,
+        per_replica_batch_size=per_replica,
     )
 
 

@@ -34,6 +34,11 @@ What stays the same as ``model.fit`` (the experiment does not change):
 
 What differs: the steps of one chunk run without returning to Python, and whether they run as
 one XLA cluster follows ``model.jit_compile`` (read back as evidence as usual).
+
+Under a ``tf.distribute`` strategy (replicas) every step is ``strategy.run`` of the same step on each
+replica's share of the global batch, called from inside the loop
+(:func:`harness.worker.distribute.step_functions`): bit-identical to ``model.fit`` under the same
+strategy, also with several steps per call, which Keras's own ``steps_per_execution`` cannot run there.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ import logging
 from typing import Any
 
 import numpy as np
+
+from harness.worker import distribute
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,7 @@ def fit(
     order: str = "tfdata",
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: list[Any] | None = None,
+    strategy: Any | None = None,
 ) -> Any:
     """Train a compiled Keras ``model`` like ``model.fit(..., verbose=0)``; returns its ``History``.
 
@@ -67,7 +75,8 @@ def fit(
     loops are XLA-compiled exactly when ``model.jit_compile`` is true. ``order`` is the data order
     of ``"tfdata"`` or ``"numpy"`` input (see the module docstring); ``seed`` is the tf.data
     shuffle seed (the run seed) and is not used by ``"numpy"``, whose order follows the global
-    TF seed like ``model.fit``.
+    TF seed like ``model.fit``. ``strategy``: the ``tf.distribute`` strategy the model was built
+    under (None: one device); ``batch_size`` is then the global batch.
     """
     # Cannot be split without hiding the design: the closures below share the model, the data and
     # the chunk geometry, and the epoch loop mirrors Keras's own fit loop step for step (callbacks,
@@ -94,8 +103,10 @@ def fit(
     remainder = n - full * batch_size
     num_batches = full + (1 if remainder else 0)
     jit = bool(model.jit_compile)
+    train_step, test_step = distribute.step_functions(model, strategy)
 
-    _build(model, x[:batch_size], y[:batch_size])
+    with distribute.build_scope(strategy):
+        _build(model, x[:batch_size], y[:batch_size])
 
     permutations = _permutation_source(order, n, seed)
 
@@ -106,7 +117,7 @@ def fit(
         """Steps on ``xs[i], ys[i]`` for ``i < count`` (XLA-compiled when the model is)."""
 
         def body(i: Any) -> tuple[Any]:
-            model.train_step((xs[i], ys[i]))
+            train_step(xs[i], ys[i])
             return (i + 1,)
 
         tf.while_loop(lambda i: i < count, body, (tf.constant(0),))
@@ -126,12 +137,14 @@ def fit(
         return result
 
     def train_batch(rows: Any) -> dict[str, Any]:
-        model.train_step((tf.gather(x, rows), tf.gather(y, rows)))
+        train_step(tf.gather(x, rows), tf.gather(y, rows))
         return _metric_results(model)
 
     train_chunk_fn = tf.function(train_chunk)
     train_batch_fn = tf.function(train_batch, jit_compile=jit, reduce_retracing=True)
-    evaluate = _make_evaluator(model, validation_data, batch_size, jit) if validation_data is not None else None
+    evaluate = None
+    if validation_data is not None:
+        evaluate = _make_evaluator(test_step, model, validation_data, batch_size, jit)
 
     cb = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=False, verbose=0, epochs=epochs, steps=num_batches, model=model
@@ -208,8 +221,11 @@ def _build(model: Any, x_batch: Any, y_batch: Any) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
-def _make_evaluator(model: Any, validation_data: tuple[np.ndarray, np.ndarray], batch_size: int, jit: bool) -> Any:
-    """A function returning validation logs (in order, batch by batch, like ``model.evaluate``)."""
+def _make_evaluator(
+    test_step: Any, model: Any, validation_data: tuple[np.ndarray, np.ndarray], batch_size: int, jit: bool
+) -> Any:
+    """A function returning validation logs (in order, batch by batch, like ``model.evaluate``);
+    ``test_step(x, y)`` runs one batch (see :func:`harness.worker.distribute.step_functions`)."""
     import tensorflow as tf
 
     x_val, y_val = validation_data
@@ -224,14 +240,14 @@ def _make_evaluator(model: Any, validation_data: tuple[np.ndarray, np.ndarray], 
     def test_all() -> dict[str, Any]:
         def body(i: Any) -> tuple[Any]:
             rows = i * batch_size + tf.range(batch_size)  # static length: XLA needs static shapes
-            model.test_step((tf.gather(xv, rows), tf.gather(yv, rows)))
+            test_step(tf.gather(xv, rows), tf.gather(yv, rows))
             return (i + 1,)
 
         tf.while_loop(lambda i: i < full, body, (tf.constant(0),))
         return _metric_results(model)
 
     def test_tail() -> dict[str, Any]:
-        model.test_step((xv[full * batch_size :], yv[full * batch_size :]))
+        test_step(xv[full * batch_size :], yv[full * batch_size :])
         return _metric_results(model)
 
     test_all_fn = tf.function(test_all, jit_compile=jit)

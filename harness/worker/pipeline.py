@@ -51,14 +51,14 @@ def make_tfdata(parts: SplitArrays, spec: RunSpec) -> tuple[Any, Any | None]:
         tf.data.Dataset.from_tensor_slices((parts.x_train, parts.y_train))
         .cache()
         .shuffle(len(parts.x_train), seed=spec.seed, reshuffle_each_iteration=True)
-        .batch(spec.batch_size)
+        .batch(spec.global_batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
     val = None
     if len(parts.x_val):
         val = (
             tf.data.Dataset.from_tensor_slices((parts.x_val, parts.y_val))
-            .batch(spec.batch_size)
+            .batch(spec.global_batch_size)
             .cache()
             .prefetch(tf.data.AUTOTUNE)
         )
@@ -70,7 +70,7 @@ def fit_kwargs(x: np.ndarray, y: np.ndarray, spec: RunSpec) -> tuple[dict[str, A
     if spec.input == "numpy":
         x_all, y_all = limit_training_arrays(x, y, spec)
         n_train = split_at(len(x_all), spec.validation_split)
-        kwargs = {"x": x_all, "y": y_all, "batch_size": spec.batch_size, "shuffle": True}
+        kwargs = {"x": x_all, "y": y_all, "batch_size": spec.global_batch_size, "shuffle": True}
         if spec.validation_split > 0:
             kwargs["validation_split"] = spec.validation_split
         return kwargs, n_train, len(x_all) - n_train

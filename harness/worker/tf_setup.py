@@ -1,7 +1,8 @@
 """TensorFlow's process-wide settings for one run, made before any op runs.
 
 Order matters: environment variables TF reads at import time first (:func:`set_tf_environment`),
-then devices, seed, op determinism, TensorFloat-32 and the global dtype policy (:func:`configure_tensorflow`).
+then devices (visible GPUs, logical CPU devices for replicas), seed, op determinism, TensorFloat-32
+and the global dtype policy (:func:`configure_tensorflow`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.spec.run_spec import RunSpec
+from harness.worker import distribute
 
 if TYPE_CHECKING:
     from harness.data import Dataset
@@ -48,6 +50,7 @@ def configure_tensorflow(spec: RunSpec) -> Any:
     elif gpus:
         # A CPU path on a GPU host must not silently use the GPU.
         tf.config.set_visible_devices([], "GPU")
+    distribute.configure_devices(tf, spec)  # before anything initialises the devices
 
     keras.utils.set_random_seed(spec.seed)
     if spec.deterministic_ops:

@@ -11,7 +11,7 @@ from typing import Any
 from harness import data
 from harness.spec.run_spec import RunSpec
 from harness.store.results import EpochMetrics, Memory, Timing
-from harness.worker import environment, evidence, fastloop, pipeline
+from harness.worker import distribute, environment, evidence, fastloop, pipeline
 from harness.worker.callbacks import fault_callback, progress_callback
 from harness.worker.metrics import (
     RssSampler,
@@ -55,13 +55,16 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
     callbacks = [make_step_timer(record), progress_callback(spec, started)]
     if spec.inject_fault:
         callbacks.append(fault_callback(spec))
-    with sampler_for(spec.path.device) as telemetry, tf.device(f"/{device}"):
+    place = distribute.placement(tf, spec, device)
+    batch = spec.global_batch_size
+    with sampler_for(spec.path.device) as telemetry, place.scope():
         model = build_model(spec)
-        fitted = _fit(model, dataset, spec, callbacks, telemetry)
-        test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=spec.batch_size, verbose=0)
+        distribute.synchronize_batchnorm(model, spec)
+        fitted = _fit(model, dataset, spec, callbacks, telemetry, place)
+        test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=batch, verbose=0)
     epochs = _epochs(fitted.history, record)
     _refuse_divergence(epochs, float(test_loss), spec)
-    ran = evidence.collect(tf, model, spec)
+    ran = evidence.collect(tf, model, spec, global_batch_size=batch)
     evidence.require_match(ran, spec)
     sampler.stop()
     last = epochs[-1]
@@ -89,9 +92,16 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
     }
 
 
-def _fit(model: Any, dataset: data.Dataset, spec: RunSpec, callbacks: list[Any], telemetry: TelemetrySampler) -> Fitted:
-    """``model.fit`` (tf.data or numpy input) or the compiled loop, on the spec's split; the telemetry
-    window is exactly the training loop."""
+def _fit(
+    model: Any,
+    dataset: data.Dataset,
+    spec: RunSpec,
+    callbacks: list[Any],
+    telemetry: TelemetrySampler,
+    place: distribute.Placement,
+) -> Fitted:
+    """``model.fit`` (tf.data or numpy input) or the compiled loop, on the spec's split, under the run's
+    placement; the telemetry window is exactly the training loop."""
     run: Any
     if spec.loop == "compiled":
         parts = pipeline.split_train_val(dataset.x_train, dataset.y_train, spec)
@@ -102,17 +112,20 @@ def _fit(model: Any, dataset: data.Dataset, spec: RunSpec, callbacks: list[Any],
                 model,
                 parts.x_train,
                 parts.y_train,
-                batch_size=spec.batch_size,
+                batch_size=spec.global_batch_size,
                 epochs=spec.epochs,
                 seed=spec.seed,
                 steps_per_execution=spec.steps_per_execution,
                 order=spec.input,
                 validation_data=(parts.x_val, parts.y_val) if n_val else None,
                 callbacks=callbacks,
+                strategy=place.strategy,
             )
 
     else:
         fit_args, n_train, n_val = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
+        first = slice(0, spec.global_batch_size)
+        distribute.keep_data_order(model, place, dataset.x_train[first], dataset.y_train[first])
 
         def run() -> Any:
             return model.fit(epochs=spec.epochs, verbose=0, callbacks=callbacks, **fit_args)
@@ -163,9 +176,9 @@ def _refuse_divergence(epochs: list[EpochMetrics], test_loss: float, spec: RunSp
 
 
 def _timing(record: StepRecord, spec: RunSpec, fitted: Fitted) -> Timing:
-    steps_per_epoch = math.ceil(fitted.n_train / spec.batch_size)
+    steps_per_epoch = math.ceil(fitted.n_train / spec.global_batch_size)
     warmup = resolve_warmup_steps(spec.warmup_steps, steps_per_epoch, spec.epochs)
-    stats = step_stats(record, warmup_steps=warmup, batch_size=spec.batch_size)
+    stats = step_stats(record, warmup_steps=warmup, batch_size=spec.global_batch_size)
     return Timing(
         step_time_ms=[round(t, 4) for t in record.step_time_ms],
         steps_per_sample=spec.steps_per_execution,

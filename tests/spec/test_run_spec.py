@@ -152,3 +152,84 @@ def test_load_spec_errors_name_the_file(tmp_path: Path) -> None:
     wrong.write_text(json.dumps({"epochs": -1}))
     with pytest.raises(ConfigError, match="wrong.json.*epochs.*-1"):
         load_spec(str(wrong))
+
+
+# --- replicas, batch semantics, synchronised BN -------------------------------------------------
+
+
+def test_one_replica_keeps_the_path_name_and_n_replicas_name_it() -> None:
+    assert PathSpec().name == "cpu-fp32" and PathSpec(xla=True).name == "cpu-fp32-xla"
+    assert PathSpec(replicas=2).name == "cpu-fp32-x2"
+    assert PathSpec(device="gpu", precision="mixed", replicas=4).name == "gpu-mixed_float16-x4"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "quoted"),
+    [
+        ({"replicas": 0}, "0"),
+        ({"replicas": 1.5}, "1.5"),
+        ({"replicas": True}, "True"),
+        ({"replicas": "2"}, "'2'"),
+    ],
+)
+def test_bad_replica_counts_are_quoted(kwargs: dict, quoted: str) -> None:
+    with pytest.raises(ConfigError, match="replicas") as err:
+        PathSpec(**kwargs)
+    assert quoted in str(err.value)
+
+
+def test_xla_with_replicas_is_refused_in_one_line_and_one_replica_with_xla_is_not() -> None:
+    with pytest.raises(ConfigError) as err:
+        PathSpec(xla=True, replicas=2)
+    message = str(err.value)
+    assert "\n" not in message and "xla=on cannot run with 2 replicas" in message and "xla=off" in message
+    assert PathSpec(xla=True, replicas=1).xla
+
+
+def test_refused_replica_combinations_say_why_in_one_line() -> None:
+    x2 = PathSpec(replicas=2)
+    cases = [
+        (dict(path=x2, steps_per_execution=8), "steps_per_execution 8 with 2 replicas fails in keras Model.fit"),
+        (dict(path=x2, mode="probe"), "replicas 2 needs mode 'train'"),
+        (dict(path=PathSpec(replicas=3)), "batch_size 32 (the global batch) does not split evenly over 3 replicas"),
+    ]
+    for kwargs, expected in cases:
+        with pytest.raises(ConfigError) as err:
+            RunSpec(**kwargs)
+        assert expected in str(err.value) and "\n" not in str(err.value)
+    # The compiled loop runs several steps per call under the strategy; weak scaling splits any batch.
+    assert RunSpec(path=x2, steps_per_execution=8, loop="compiled").path.replicas == 2
+    assert RunSpec(path=PathSpec(replicas=3), batch_per_replica=True).global_batch_size == 96
+
+
+def test_global_batch_is_the_spec_batch_unless_per_replica() -> None:
+    assert RunSpec(path=PathSpec(replicas=2)).global_batch_size == 32
+    assert RunSpec(path=PathSpec(replicas=2), batch_per_replica=True).global_batch_size == 64
+    assert RunSpec(batch_per_replica=True).global_batch_size == 32
+    # The split rule counts global batches: 40 training samples hold one batch of 32, not one of 64.
+    weak = RunSpec(path=PathSpec(replicas=2), batch_per_replica=True, validation_split=0.0)
+    assert weak.split_too_small(40, 0) and not RunSpec(validation_split=0.0).split_too_small(40, 0)
+
+
+def test_batch_semantics_are_hyperparameters_and_sync_bn_is_execution() -> None:
+    strong, weak = RunSpec(path=PathSpec(replicas=2)), RunSpec(path=PathSpec(replicas=2), batch_per_replica=True)
+    assert strong.hyperparameters["batch_per_replica"] is False and weak.hyperparameters["batch_per_replica"] is True
+    # x1 and x2 of one configuration are one experiment: same hyperparameters, other paths.
+    assert strong.hyperparameters == RunSpec().hyperparameters
+    synced = strong.replace(sync_batchnorm=True)
+    assert synced.hyperparameters == strong.hyperparameters
+    assert (strong.execution, synced.execution) == ("tfdata,spe1", "tfdata,spe1,syncbn")
+    with pytest.raises(ConfigError, match="sync_batchnorm must be true or false, got 'on'"):
+        RunSpec(sync_batchnorm="on")
+    with pytest.raises(ConfigError, match="batch_per_replica must be true or false, got 1"):
+        RunSpec(batch_per_replica=1)
+
+
+def test_replica_fields_round_trip_and_old_specs_read_as_one_replica() -> None:
+    spec = RunSpec(path=PathSpec(replicas=2), batch_per_replica=True, sync_batchnorm=True)
+    assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    old = RunSpec().to_dict()
+    for key in ("batch_per_replica", "sync_batchnorm"):
+        del old[key]
+    del old["path"]["replicas"]
+    assert RunSpec.from_dict(old) == RunSpec()

@@ -21,3 +21,16 @@ def test_suites_expand() -> None:
     assert len({s.run_id for s in paths}) == 12
     with pytest.raises(ConfigError, match="seed.*'nosuch'"):
         get_suite("nosuch")
+
+
+def test_suites_repeat_every_path_per_replica_count() -> None:
+    runs = get_suite("bn").expand(RunSpec(epochs=1), [0], replicas=(1, 2))
+    assert [(s.benchmark, s.path.name) for s in runs] == [
+        ("baseline", "cpu-fp32"),
+        ("batchnorm", "cpu-fp32"),
+        ("baseline", "cpu-fp32-x2"),
+        ("batchnorm", "cpu-fp32-x2"),
+    ]
+    # A path the replica count cannot run on is refused, not dropped: the paths suite has XLA paths.
+    with pytest.raises(ConfigError, match="xla=on cannot run with 2 replicas"):
+        get_suite("paths").expand(RunSpec(epochs=1), [0], replicas=(2,))

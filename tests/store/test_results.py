@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 from harness.errors import ResultError
+from harness.spec.run_spec import PathSpec
 from harness.store.results import SCHEMA_VERSION, load_result, load_results, write_result
 
 
@@ -119,3 +120,39 @@ def test_unrecorded_tf32_state_is_a_mismatch(factories: ModuleType) -> None:
     result = factories.result()
     evidence = dataclasses.replace(result.evidence, tensor_float_32=None)
     assert evidence.mismatches(result.run_spec) == ["TensorFloat-32 state was not recorded, asked for TF32 off"]
+
+
+X2 = PathSpec(replicas=2)
+
+
+@pytest.mark.parametrize(
+    ("spec_changes", "overrides", "problem"),
+    [
+        ({}, {"num_replicas_in_sync": 1}, "TensorFlow trained 1 replica(s) in sync, asked for 2"),
+        ({}, {"variable_replica_devices": ["/job:localhost/replica:0/task:0/device:CPU:0"]}, "have 1 copy(ies)"),
+        ({}, {"replica_devices": ["/device:CPU:0", "/device:GPU:0"]}, "replica device '/device:GPU:0' is not a 'cpu'"),
+        ({"benchmark": "batchnorm", "sync_batchnorm": True}, {"sync_batchnorm": False}, "synchronized=False"),
+        ({}, {"global_batch_size": 64}, "global batch 64, asked for 32"),
+    ],
+)
+def test_replica_evidence_mismatches(factories: ModuleType, spec_changes: dict, overrides: dict, problem: str) -> None:
+    result = factories.result(path=X2, evidence_overrides=overrides, **spec_changes)
+    problems = result.evidence.mismatches(result.run_spec)
+    assert len(problems) == 1 and problem in problems[0], problems
+    clean = factories.result(path=X2, **spec_changes)
+    assert clean.evidence.mismatches(clean.run_spec) == []
+
+
+def test_replicas_must_be_recorded_when_asked_for_and_old_one_device_results_pass(factories: ModuleType) -> None:
+    x2 = factories.result(path=X2)
+    unrecorded = dataclasses.replace(x2.evidence, num_replicas_in_sync=None)
+    assert unrecorded.mismatches(x2.run_spec) == ["replicas were not recorded, asked for 2"]
+    old = factories.result()  # written before replicas existed: no tf.distribute fields at all
+    assert old.evidence.num_replicas_in_sync is None and old.evidence.mismatches(old.run_spec) == []
+
+
+def test_replica_evidence_round_trips(factories: ModuleType, tmp_path: Path) -> None:
+    result = factories.result(path=X2, benchmark="batchnorm", sync_batchnorm=True)
+    path = factories.write([result], tmp_path) / f"{result.run_id}.json"
+    back = load_result(path)
+    assert back.evidence == result.evidence and back.evidence.variable_replica_devices[1].endswith("CPU:1")

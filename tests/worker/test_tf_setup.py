@@ -68,3 +68,21 @@ def test_nvidia_override_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_gpu_memory_figures_on_a_cpu_host() -> None:
     assert gpu_devices(tf) == [] and gpu_peak_mb(tf) == {}
+
+
+def test_one_device_evidence_and_the_sync_bn_hook_read_back() -> None:
+    from harness.worker import distribute
+
+    spec = RunSpec(benchmark="batchnorm", sync_batchnorm=True)
+    model = build_model(spec)
+    assert distribute.sync_batchnorm_state(model) is False  # as built: Keras's per-replica default
+    distribute.synchronize_batchnorm(model, spec)
+    assert distribute.sync_batchnorm_state(model) is True
+    assert [layer.synchronized for layer in distribute.batchnorm_layers(model)] == [True, True]
+    ran = evidence.collect(tf, model, spec, global_batch_size=32)
+    assert ran.distribute_strategy == "_DefaultDistributionStrategy" and ran.num_replicas_in_sync == 1
+    assert ran.replica_devices == [] and len(ran.variable_replica_devices) == 1
+    assert (ran.sync_batchnorm, ran.global_batch_size, ran.per_replica_batch_size) == (True, 32, 32)
+    assert not [p for p in ran.mismatches(spec) if "replica" in p or "synchron" in p or "batch" in p]
+    baseline = build_model(spec.replace(benchmark="baseline"))
+    assert distribute.sync_batchnorm_state(baseline) is None
