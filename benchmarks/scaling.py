@@ -15,7 +15,8 @@ medians over runs, T_N / (N x T_1)) for the throughput families, and ``compare``
 accuracy checks for x2 vs x1 (baseline, batchnorm, batchnorm synchronised).
 
 Output: ``OUT/scaling-<UTC stamp>.md`` (tables) and ``.json`` (rows and checks), result JSONs under
-``OUT/scaling-<stamp>/<family>/``; the Markdown is printed to stdout.
+``OUT/scaling-<stamp>/<family>/``; the Markdown is printed to stdout. ``--device gpu`` puts the replicas on
+GPUs (a host with at least two); the default is logical CPU devices, which share this host's cores.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def run_family(name: str, seed: int, args: argparse.Namespace, out: Path) -> Non
     flags, counts = FAMILIES[name]
     replicas = [x for n in counts for x in ("--replicas", n)]
     command = [sys.executable, "-m", "harness", "run", *flags, *replicas, "--seed", str(seed)]
-    command += ["--dataset", args.dataset, "--epochs", str(args.epochs), "--results-dir", str(out / name)]
+    command += ["--device", args.device, "--dataset", args.dataset, "--epochs", str(args.epochs)]
+    command += ["--results-dir", str(out / name)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -92,8 +94,9 @@ def measured_on(results: list[RunResult], cores: int, wall: str) -> str:
     datasets = sorted({r.run_spec.dataset for r in results})
     epochs = sorted({r.run_spec.epochs for r in results})
     seeds = sorted({r.run_spec.seed for r in results})
+    devices = "GPUs" if any(r.run_spec.path.device == "gpu" for r in results) else "logical CPU devices"
     return (
-        f"Replicas on this host: {cores} CPU core(s), logical CPU devices; {', '.join(datasets)}, "
+        f"Replicas on this host: {cores} CPU core(s), {devices}; {', '.join(datasets)}, "
         f"{'/'.join(map(str, epochs))} epochs, {len(seeds)} round(s) (seeds {', '.join(map(str, seeds))}), "
         f"{len(results)} runs{wall}."
     )
@@ -124,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=positive_int, default=3, help="rounds (= seeds) per family (default 3)")
     parser.add_argument(
         "--epochs", type=positive_int, default=3, help="epochs per run (default 3; steady = epochs 2..)"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "gpu"), default="cpu", help="replicas on logical CPU devices or GPUs"
     )
     parser.add_argument("--dataset", default="mnist-5k", help="dataset (default mnist-5k)")
     parser.add_argument(
