@@ -97,7 +97,7 @@ def measured_on(results: list[RunResult], cores: int, wall: str) -> str:
     devices = "GPUs" if any(r.run_spec.path.device == "gpu" for r in results) else "logical CPU devices"
     return (
         f"Replicas on this host: {cores} CPU core(s), {devices}; {', '.join(datasets)}, "
-        f"{'/'.join(map(str, epochs))} epochs, {len(seeds)} round(s) (seeds {', '.join(map(str, seeds))}), "
+        f"{'/'.join(map(str, epochs))} epochs, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), "
         f"{len(results)} runs{wall}."
     )
 

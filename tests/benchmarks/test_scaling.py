@@ -45,7 +45,7 @@ def test_analyse_tables_each_family_and_compares_bn_and_sync_bn_apart(tmp_path: 
     (md,) = (tmp_path / "report").glob("scaling-*.md")
     (js,) = (tmp_path / "report").glob("scaling-*.json")
     text = md.read_text()
-    assert "mnist-5k, 3 epochs, 2 round(s) (seeds 0, 1), 18 runs." in text  # read from the results
+    assert "mnist-5k, 3 epochs, 2 seed(s) (0, 1), 18 runs." in text  # read from the results
     assert "min wall" not in text  # nothing ran: no wall time claimed
     rows = json.loads(js.read_text())["rows"]
     by_key = {(r["series"]["execution"], r["series"]["batch_per_replica"], r["replicas"]): r for r in rows}
