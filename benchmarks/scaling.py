@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/scaling", help="output directory (default results/scaling)")
     parser.add_argument("--rounds", type=positive_int, default=3, help="rounds (= seeds) per family (default 3)")
     parser.add_argument(
-        "--epochs", type=positive_int, default=3, help="epochs per run (default 3; steady = epochs 2..)"
+        "--epochs", type=positive_int, default=3, help="epochs per run (default 3; the first 100 steps are warm-up)"
     )
     parser.add_argument(
         "--device", choices=("cpu", "gpu"), default="cpu", help="replicas on logical CPU devices or GPUs"
