@@ -2,7 +2,10 @@
 
 User errors (any :class:`harness.errors.UserError`, and argparse's own) are printed as exactly one
 line on stderr with exit code 2, no traceback. SIGINT/SIGTERM stop the current run, record it as
-``interrupted`` and exit 130/143; finished results are untouched.
+``interrupted`` and exit 130/143; finished results are untouched. A reader of stderr that goes away
+(``tfparity run 2>&1 | head``, a parent script that died) is the same kind of stop: the broken pipe
+that Python reports instead of SIGPIPE stops the run as interrupted by SIGPIPE (exit 141), never a
+suite that vanishes without recording the run it was in.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import signal
 import sys
 from types import FrameType, ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
 from harness import __version__
 from harness.errors import RunInterrupted, UserError
@@ -66,6 +69,37 @@ def build_parser() -> argparse.ArgumentParser:
 _interrupted: list[int] = []
 
 
+class _StderrReaderGuard:
+    """sys.stderr whose first broken pipe becomes RunInterrupted(SIGPIPE): the backend that is
+    following a run catches it like a Ctrl-C (stops the worker, records the run interrupted). The
+    descriptor then points at /dev/null so that the cleanup's own messages cannot fail again."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        if not _interrupted:
+            _interrupted.append(signal.SIGPIPE)
+            raise RunInterrupted(signal.SIGPIPE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     if _interrupted:
         # Already stopping: the cleanup under way (stop the worker/container, record the run as
@@ -82,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     # or SIGTERM in that window must give the same one-line exit 130/143, not a traceback.
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    stderr = sys.stderr
+    sys.stderr = _StderrReaderGuard(stderr)
     try:
         # TensorFlow's C++ start-up chatter would break the one-line error contract of this process;
         # workers inherit this unless the user set it.
@@ -102,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        sys.stderr = stderr
         if _interrupted:
             # Stopping for a signal: on its way out Python restores the default handlers, so one more
             # Ctrl-C/SIGTERM there would kill the process and replace the exit code 130/143; ignore it.

@@ -668,3 +668,31 @@ def test_a_signal_before_the_suite_starts_is_one_line_and_writes_nothing(
     while any(Path(f"/proc/{pid}").exists() for pid in docker_cli) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in docker_cli), "the docker CLI child was left running"
+
+
+@pytest.mark.slow
+def test_a_reader_of_stderr_that_goes_away_stops_the_run_as_interrupted(tmp_path: Path) -> None:
+    # `tfparity run 2>&1 | head`, or a parent script that died: Python turns SIGPIPE into a broken
+    # pipe on the next progress line; the run in progress is recorded, never silently lost.
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["run", "--model", "baseline", "--epochs", "3", "--max-train-samples", "640", "--results-dir", str(results)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the progress so far, up to the run's start (an event, not a sleep)
+            if line.startswith("[1/1] baseline-") and line.rstrip().endswith(": started"):
+                break
+        proc.stderr.close()  # the reader goes away; the next progress line (epoch 1 of 3) breaks
+        assert proc.wait(timeout=900) == 128 + signal.SIGPIPE
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    suite_dir = only_suite_dir(results)
+    assert_no_workers(suite_dir)
+    (result,) = assert_suite_dir_consistent(suite_dir).values()
+    assert result.status == "interrupted" and result.error == "interrupted by SIGPIPE"
