@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from harness.analysis import agreement, integrity, numerics, performance, regress
 from harness.analysis.checks import Check, Comparison, GroupInfo, Verdict
+from harness.analysis.noise import NoiseFloors
 from harness.analysis.samples import Run, groups_of, label_runs
 from harness.errors import CompareError
 from harness.store.results import RunResult
@@ -192,7 +193,7 @@ def _device_pairs(
     return pairs
 
 
-def _reference_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+def _reference_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:
     g_device = pair.runs[0].spec.path.device
     r_device = pair.other_runs[0].spec.path.device
     checks = [
@@ -201,22 +202,22 @@ def _reference_checks(pair: Pair, tol: Tolerances) -> list[Check]:
     ]
     checks += [
         agreement.check_curves(pair.subject, pair.runs, pair.other_runs, tol.curve_tol_pp, tol.loss_tol_rel),
-        performance.check_speed(pair.subject, pair.runs, pair.other_runs, g_device, r_device),
-        performance.check_memory(pair.subject, pair.runs, pair.other_runs),
+        performance.check_speed(pair.subject, pair.runs, pair.other_runs, g_device, r_device, floors),
+        performance.check_memory(pair.subject, pair.runs, pair.other_runs, floors),
     ]
     return [c for c in checks if c is not None]
 
 
-def _sibling_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+def _sibling_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:
     return [agreement.check_relative_gate(pair.subject, pair.runs, pair.other_runs, tol.margin_pp)]
 
 
-def _device_checks(pair: Pair, tol: Tolerances) -> list[Check]:
-    check = performance.check_speed(pair.subject, pair.runs, pair.other_runs, "gpu", "cpu")
+def _device_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:
+    check = performance.check_speed(pair.subject, pair.runs, pair.other_runs, "gpu", "cpu", floors)
     return [] if check is None else [check]
 
 
-CHECKS: dict[str, Callable[[Pair, Tolerances], list[Check]]] = {
+CHECKS: dict[str, Callable[[Pair, Tolerances, NoiseFloors], list[Check]]] = {
     "reference": _reference_checks,
     "sibling": _sibling_checks,
     "device": _device_checks,
@@ -232,16 +233,19 @@ def compare_results(
     baseline: list[RunResult] | None = None,
     baseline_sources: Sequence[str] | None = None,
     gates: Sequence[regress.Gate] | None = None,
+    floors: NoiseFloors | None = None,
 ) -> Comparison:
     """Compare groups of results (one group per source, path and execution) against a reference group.
 
     ``sources`` gives the source of each result (default: its backend). ``baseline``/``gates`` add
-    the regression checks of :mod:`harness.analysis.regress`. Raises :class:`CompareError` for
+    the regression checks of :mod:`harness.analysis.regress`; ``floors`` are stored A/A noise floors
+    (:mod:`harness.analysis.noise`) for the speed and memory decisions. Raises :class:`CompareError` for
     results that cannot be compared.
     """
     if not results:
         raise CompareError("no results to compare")
     tol = tolerances or Tolerances()
+    floors = floors or NoiseFloors()
     runs = label_runs(results, sources)
     groups = groups_of(runs)
     ref = resolve_reference(runs, groups, reference)
@@ -251,7 +255,7 @@ def compare_results(
     pairs, checks = plan_pairs(train, groups, ref)
     checks = integrity.check_status(runs) + checks
     for pair in pairs:
-        checks += CHECKS[pair.kind](pair, tol)
+        checks += CHECKS[pair.kind](pair, tol, floors)
     checks += integrity.check_determinism(runs)
     for group in groups:
         check = integrity.check_evidence(group, [x for x in runs if x.group == group])
@@ -260,7 +264,11 @@ def compare_results(
     checks += numerics.check_numerics(probes, ref)
     if baseline is not None:
         checks += regress.regression_checks(
-            runs, baseline, gates or regress.default_gates(tol.margin_pp), baseline_sources=baseline_sources
+            runs,
+            baseline,
+            gates or regress.default_gates(tol.margin_pp),
+            baseline_sources=baseline_sources,
+            floors=floors,
         )
     return Comparison(
         reference=ref,

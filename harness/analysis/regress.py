@@ -2,20 +2,22 @@
 
 A gate names a metric and the worsening it tolerates, in the metric's unit:
 
-=============  ====  ========  ==================================================
-metric         unit  better    samples the noise test runs on
-=============  ====  ========  ==================================================
-throughput     %     higher    steady-state per-step throughput (raw step times)
-step_time_p50  %     lower     steady-state per-step times (ms)
-peak_rss       %     lower     per-run peak RSS (MB)
-compile_time   %     lower     per-run first-step (trace/compile) time (s)
-test_accuracy  pp    higher    per-seed test accuracy
-val_accuracy   pp    higher    per-seed last-epoch validation accuracy
-=============  ====  ========  ==================================================
+=============  ====  ========  ========================================================================
+metric         unit  better    one value per run (or seed), decided by
+=============  ====  ========  ========================================================================
+throughput     %     higher    ln(batch x 1000 / p25 steady step), exact one-sided Mann-Whitney U
+step_time_p50  %     lower     ln(median steady step), exact one-sided Mann-Whitney U
+peak_rss       %     lower     ln(peak RSS), one-sided Welch t (n_min 2, 3 with XLA)
+compile_time   %     lower     ln(first-step time), exact one-sided Mann-Whitney U
+test_accuracy  pp    higher    per-seed test accuracy, one-sided Mann-Whitney U
+val_accuracy   pp    higher    per-seed last-epoch validation accuracy, one-sided Mann-Whitney U
+=============  ====  ========  ========================================================================
 
-A change counts as a regression only when it is worse than the threshold AND outside run-to-run
-noise: a one-sided Mann-Whitney U test (scipy.stats) on the samples above rejects at alpha = 0.05,
-and, for the speed metrics, the change exceeds the spread of per-run medians. TF-free.
+The %-metrics follow :mod:`harness.analysis.shift`: REGRESSION (FAIL) needs >= n_min runs per side,
+p < 0.05 and a worsening beyond max(gate, noise floor at n); "no regression" (PASS) needs the runs
+that detect a 15 % change with 90 % power at sigma = max(observed, stored noise floor); anything
+else is INCONCLUSIVE (WARN) with the runs still needed per side. Steps are never pooled. The
+accuracy gates keep their per-seed rule: beyond the threshold and p < 0.05. TF-free.
 """
 
 from __future__ import annotations
@@ -27,9 +29,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.analysis import stats
+import numpy as np
+
+from harness.analysis import per_run, stats
 from harness.analysis.checks import Check, Verdict
-from harness.analysis.samples import GroupKey, Run, label_runs, last_val_accuracy, steady_step_times_ms
+from harness.analysis.noise import NoiseFloors
+from harness.analysis.samples import GroupKey, Run, label_runs, last_val_accuracy
+from harness.analysis.shift import (
+    MEMORY,
+    MEMORY_XLA_N_MIN,
+    SPEED,
+    Outcome,
+    Shift,
+    decide,
+    more_runs_text,
+    noise_text,
+    p_text,
+    pct,
+)
 from harness.errors import CompareError, GateError
 from harness.store.results import RunResult
 
@@ -128,73 +145,84 @@ class Change:
 
     gate: str
     group: str
-    baseline: float | None  # median (speed/memory) or mean (accuracy), in the metric's natural unit
+    baseline: float | None  # per-run median (speed/memory, natural unit) or mean over seeds (accuracy)
     current: float | None
     change: float | None  # in the gate's unit (% of baseline, or pp)
-    p_value: float | None  # one-sided Mann-Whitney U, in the worsening direction
-    noise_frac: float
+    p_value: float | None  # one-sided, in the worsening direction
     n_baseline: int
     n_current: int
     beyond_threshold: bool
     outside_noise: bool
+    decision: Shift | None = None  # the run-level decision of a %-metric (None for accuracy)
 
     @property
     def regression(self) -> bool:
+        if self.decision is not None:
+            return self.decision.outcome is Outcome.REGRESSION
         return self.beyond_threshold and self.outside_noise
 
+    @property
+    def inconclusive(self) -> bool:
+        return self.decision is not None and self.decision.outcome is Outcome.INCONCLUSIVE
 
-def _samples(runs: list[RunResult], metric: str) -> tuple[list[float], list[float]]:
-    """(samples for the test, per-run medians for the noise estimate)."""
-    if metric in ("throughput", "step_time_p50"):
-        samples: list[float] = []
-        medians: list[float] = []
-        for r in runs:
-            steps = steady_step_times_ms(r)
-            if metric == "throughput":
-                batch = r.run_spec.batch_size
-                steps = [1000.0 * batch / s for s in steps]
-            samples.extend(steps)
-            med = stats.median(steps)
-            if med is not None:
-                medians.append(med)
-        return samples, medians
-    if metric == "peak_rss":
-        values = [r.memory.peak_rss_mb for r in runs if r.memory is not None]
-        return values, []
-    if metric == "compile_time":
-        values = [r.timing.compile_time_s for r in runs if r.timing is not None]
-        return values, []
+
+def threshold_ln(gate: Gate) -> float:
+    """The gate as a ln worsening: throughput -5 % -> -ln(0.95); step time +5 % -> ln(1.05)."""
+    if gate.higher_is_better:
+        return -math.log(max(1.0 - gate.threshold / 100.0, 1e-9))
+    return math.log1p(gate.threshold / 100.0)
+
+
+def _accuracy(runs: list[RunResult], metric: str) -> list[float]:
     per_seed: dict[int, list[float]] = {}
     for r in runs:
         value = r.test_accuracy if metric == "test_accuracy" else last_val_accuracy(r)
         if value is not None and math.isfinite(value):
             per_seed.setdefault(r.run_spec.seed, []).append(100.0 * value)
-    return [sum(v) / len(v) for v in per_seed.values()], []
+    return [sum(v) / len(v) for v in per_seed.values()]
 
 
-def measure_change(gate: Gate, group: str, current: list[RunResult], baseline: list[RunResult]) -> Change:
-    """Measure one gated metric's change and decide whether it is beyond threshold and outside noise."""
-    cur, cur_med = _samples(current, gate.metric)
-    base, base_med = _samples(baseline, gate.metric)
-    noise = max(stats.run_spread(cur_med), stats.run_spread(base_med))
-    if not cur or not base:
-        return Change(str(gate), group, None, None, None, None, noise, len(base), len(cur), False, False)
+def measure_change(
+    gate: Gate, group: str, current: list[RunResult], baseline: list[RunResult], floors: NoiseFloors | None = None
+) -> Change:
+    """Measure one gated metric's change and decide (run-level rule for %-metrics, per-seed for accuracy)."""
     if gate.unit == "pp":
-        b_val, c_val = sum(base) / len(base), sum(cur) / len(cur)
-        change: float | None = c_val - b_val
-        worse = None if change is None else -change if gate.higher_is_better else change
-        noise_ok = True
-    else:
-        b_med, c_med = stats.median(base), stats.median(cur)
-        b_val, c_val = b_med or 0.0, c_med or 0.0
-        change = 100.0 * (c_val / b_val - 1.0) if b_med and c_med is not None else None
-        worse = None if change is None else (-change if gate.higher_is_better else change)
-        noise_ok = change is not None and abs(change) / 100.0 > noise
-    alternative = "less" if gate.higher_is_better else "greater"
-    p = stats.mannwhitney_one_sided(cur, base, alternative)
-    beyond = worse is not None and worse > gate.threshold
-    outside = p is not None and p < ALPHA and noise_ok
-    return Change(str(gate), group, b_val, c_val, change, p, noise, len(base), len(cur), beyond, outside)
+        return _accuracy_change(gate, group, current, baseline)
+    floor, source = None, "default"
+    if floors is not None:
+        found = [floors.lookup(gate.metric, r.run_spec) for r in (current[:1] + baseline[:1])]
+        stored = [(s, src) for s, src in found if s is not None]
+        floor, source = max(stored, key=lambda item: item[0] or 0.0) if stored else (None, "default")
+    xla = any(r.run_spec.path.xla for r in current + baseline)
+    rule = MEMORY if gate.metric == "peak_rss" else SPEED
+    cur, base = per_run.log_values(current, gate.metric), per_run.log_values(baseline, gate.metric)
+    shift = decide(
+        cur, base, rule=rule, worse="lower" if gate.higher_is_better else "higher", threshold=threshold_ln(gate),
+        sigma_floor=floor, floor_source=source, n_min=MEMORY_XLA_N_MIN if rule is MEMORY and xla else None,
+    )  # fmt: skip
+    if shift.estimate is None:
+        return Change(str(gate), group, None, None, None, None, len(base), len(cur), False, False, shift)
+    worsening = -shift.estimate if gate.higher_is_better else shift.estimate
+    hurdle = shift.hurdle
+    return Change(
+        gate=str(gate), group=group, baseline=math.exp(float(np.median(base))), current=math.exp(float(np.median(cur))),
+        change=100.0 * math.expm1(shift.estimate), p_value=shift.p_value, n_baseline=len(base), n_current=len(cur),
+        beyond_threshold=worsening > shift.threshold,
+        outside_noise=hurdle is not None and worsening > hurdle and (shift.p_value or 1.0) < ALPHA, decision=shift,
+    )  # fmt: skip
+
+
+def _accuracy_change(gate: Gate, group: str, current: list[RunResult], baseline: list[RunResult]) -> Change:
+    cur, base = _accuracy(current, gate.metric), _accuracy(baseline, gate.metric)
+    if not cur or not base:
+        return Change(str(gate), group, None, None, None, None, len(base), len(cur), False, False)
+    b_val, c_val = sum(base) / len(base), sum(cur) / len(cur)
+    change = c_val - b_val
+    worse = -change if gate.higher_is_better else change
+    p = stats.mannwhitney_p(cur, base, "less" if gate.higher_is_better else "greater")
+    beyond = worse > gate.threshold
+    outside = p is not None and p < ALPHA
+    return Change(str(gate), group, b_val, c_val, change, p, len(base), len(cur), beyond, outside)
 
 
 def regression_checks(
@@ -203,12 +231,13 @@ def regression_checks(
     gates: Sequence[Gate],
     *,
     baseline_sources: Sequence[str] | None = None,
+    floors: NoiseFloors | None = None,
 ) -> list[Check]:
     """One ``regression`` check per gate and group present in both sets (FAIL = regression).
 
     Groups are :class:`~harness.analysis.samples.GroupKey`s per benchmark and dataset, exactly as
     compare groups them; a baseline whose dataset fingerprint or hyperparameters differ from the
-    current results is refused (CompareError).
+    current results is refused (CompareError). ``floors``: stored A/A noise floors (noise.json).
     """
     if not baseline:
         raise CompareError("the baseline holds no results")
@@ -225,8 +254,17 @@ def regression_checks(
         cur_results = [x.result for x in cur_runs]
         base_results = [x.result for x in base_runs]
         _refuse_mismatch(subject, cur_results, base_results)
+        ids = {
+            "group": label,
+            "benchmark": bench,
+            "dataset": data,
+            "source": key.source,
+            "current_run_ids": [r.run_id for r in cur_results],
+            "baseline_run_ids": [r.run_id for r in base_results],
+        }
         for gate in gates:
-            checks.append(_to_check(subject, gate, measure_change(gate, label, cur_results, base_results)))
+            change = measure_change(gate, label, cur_results, base_results, floors)
+            checks.append(_to_check(subject, gate, change, ids))
     return checks
 
 
@@ -268,7 +306,7 @@ def _refuse_mismatch(subject: str, cur: list[RunResult], base: list[RunResult]) 
         raise CompareError(f"{subject}: hyperparameters differ from the baseline: {what}")
 
 
-def _to_check(subject: str, gate: Gate, ch: Change) -> Check:
+def _to_check(subject: str, gate: Gate, ch: Change, ids: dict[str, Any]) -> Check:
     details: dict[str, Any] = {
         "gate": str(gate),
         "metric": gate.metric,
@@ -277,35 +315,65 @@ def _to_check(subject: str, gate: Gate, ch: Change) -> Check:
         "baseline": ch.baseline,
         "current": ch.current,
         "change": ch.change,
-        "mannwhitney_p": ch.p_value,
-        "run_noise_frac": ch.noise_frac,
+        "p_value": ch.p_value,
         "n_baseline": ch.n_baseline,
         "n_current": ch.n_current,
         "beyond_threshold": ch.beyond_threshold,
         "outside_noise": ch.outside_noise,
         "regression": ch.regression,
+        "inconclusive": ch.inconclusive,
+        **ids,
     }
     subject = f"{subject} ({gate})"
     if ch.change is None:
         return Check("regression", Verdict.WARN, subject, f"no {gate.metric} samples in current or baseline", details)
-    unit = " pp" if gate.unit == "pp" else "%"
+    if ch.decision is not None:
+        return _run_level_check(subject, gate, ch, ch.decision, details)
+    details["mannwhitney_p"] = ch.p_value
     p = "n/a" if ch.p_value is None else ("<0.001" if ch.p_value < 0.001 else f"{ch.p_value:.3f}")
     numbers = (
-        f"{gate.metric} {ch.change:+.2f}{unit} ({_v(ch.baseline)} → {_v(ch.current)}), one-sided U p={p}, "
-        f"n={ch.n_baseline}→{ch.n_current}"
+        f"{gate.metric} {ch.change:+.2f} pp ({_v(ch.baseline)} → {_v(ch.current)}), one-sided U p={p}, "
+        f"n={ch.n_baseline}→{ch.n_current} seeds"
     )
     if ch.regression:
         return Check("regression", Verdict.FAIL, subject, f"REGRESSION: {numbers}, worse than {gate}", details)
     if ch.beyond_threshold:
-        why = (
-            "inside run-to-run noise"
-            if ch.p_value is None or ch.p_value >= ALPHA
-            else f"inside run-to-run noise ({ch.noise_frac:.1%} spread of run medians)"
-        )
-        return Check(
-            "regression", Verdict.PASS, subject, f"{numbers}: beyond the gate but {why}, not a regression", details
-        )
+        return Check("regression", Verdict.PASS, subject, f"{numbers}: beyond the gate but inside seed noise", details)
     return Check("regression", Verdict.PASS, subject, f"{numbers}: within gate {gate}", details)
+
+
+def _run_level_check(subject: str, gate: Gate, ch: Change, shift: Shift, details: dict[str, Any]) -> Check:
+    """The words for a %-metric's run-level decision (the decision itself is ``shift``)."""
+    details.update(
+        decision=shift.outcome.value,
+        more_runs_current=shift.more_a,
+        more_runs_baseline=shift.more_b,
+        shift=shift.to_dict(),
+    )
+    if shift.test == "mann-whitney":
+        details["mannwhitney_p"] = shift.p_value
+    low, high = shift.ci_ratio
+    ci = "no 95 % CI with this few runs" if low is None or high is None else f"95 % CI {pct_of(low)}..{pct_of(high)}"
+    numbers = (
+        f"{gate.metric} {ch.change:+.2f}% ({_v(ch.baseline)} → {_v(ch.current)}; {ci}), one-sided {p_text(shift)}, "
+        f"{ch.n_baseline}→{ch.n_current} runs"
+    )
+    if shift.outcome is Outcome.REGRESSION:
+        hurdle = pct(shift.hurdle, signed=False)
+        return Check("regression", Verdict.FAIL, subject, f"REGRESSION: {numbers}, worse than {hurdle} "
+                     f"(max of gate {gate.threshold:g} % and the noise floor at n={shift.n})", details)  # fmt: skip
+    if shift.outcome is Outcome.NO_REGRESSION:
+        summary = (
+            f"no regression beyond {gate}: {numbers}; a {pct(shift.detect, signed=False)} worsening would have "
+            f"been detected with 90 % power ({noise_text(shift)})"
+        )
+        return Check("regression", Verdict.PASS, subject, summary, details)
+    more = more_runs_text(shift, "current", "baseline")
+    return Check("regression", Verdict.WARN, subject, f"INCONCLUSIVE: {numbers}: {more} ({noise_text(shift)})", details)
+
+
+def pct_of(ratio: float) -> str:
+    return f"{100 * (ratio - 1):+.1f} %"
 
 
 def _v(value: float | None) -> str:

@@ -61,8 +61,9 @@ def _throughput_figure(rows: Sequence[GroupRow], label: Label) -> Figure:
                       low=row.throughput.ci_low, high=row.throughput.ci_high, synthetic=row.synthetic, group=row.group)
             for row in rows]  # fmt: skip
     return Figure("throughput", "Throughput per path",
-                  "Steady-state training throughput (warm-up excluded); error bars are 95 % confidence "
-                  "intervals over seeds (or over steady steps for a single run).",
+                  "Steady-state training throughput (warm-up excluded), one value per run (batch × 1000 / "
+                  "the lower quartile of its steady step times); error bars are 95 % confidence intervals "
+                  "over runs (none for a single run).",
                   plots.throughput_png(bars))  # fmt: skip
 
 

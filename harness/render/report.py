@@ -23,9 +23,10 @@ from harness.store.results import RunResult
 from harness.timeutil import utc_now
 
 TABLE_NOTES = (
-    "CI over seeds (Student t). † single run: CI from the spread of its steady step times. "
-    "‡ single run: Wilson interval over the test set. Gap = train − validation accuracy at the "
-    "last epoch. Compile time, step p50 and memory are medians over seeds."
+    "CI over seeds (Student t). ‡ single run: Wilson interval over the test set. Throughput: one value "
+    "per run (batch × 1000 / the lower quartile of its steady step times, the value speed verdicts use), "
+    "mean and Student-t CI over runs; a single run has no interval (its steps are not independent samples). "
+    "Gap = train − validation accuracy at the last epoch. Compile time, step p50 and memory are medians over seeds."
 )
 
 
@@ -132,15 +133,15 @@ def checks_table(checks: Sequence[Check]) -> Table:
 
 
 def pm(stat: Stat, digits: int, thousands: bool = False) -> str:
-    """``mean ± CI half-width`` with the CI method's mark (``†`` steps, ``‡`` Wilson)."""
+    """``mean ± CI half-width`` with the CI method's mark (``‡`` Wilson)."""
     if stat.mean is None:
         return "n/a"
     f = f"{{:,.{digits}f}}" if thousands else f"{{:.{digits}f}}"
     text = f.format(stat.mean)
     if stat.ci_half is not None:
         text += " ± " + f.format(stat.ci_half)
-        if stat.method != "t":
-            text += " †" if stat.method == "steps" else " ‡"
+        if stat.method == "wilson":
+            text += " ‡"
     return text
 
 

@@ -51,8 +51,9 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
     reset_memory_stats(tf, device)
     record = StepRecord()
     callbacks = [make_step_timer(record), progress_callback(spec, started)]
-    if spec.inject_fault:
-        callbacks.append(fault_callback(spec))
+    fault = fault_callback(spec) if spec.inject_fault else None
+    if fault is not None:
+        callbacks.append(fault)
     with tf.device(f"/{device}"):
         model = build_model(spec)
         fitted = _fit(model, dataset, spec, callbacks)
@@ -82,6 +83,8 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
         ),
         "evidence": ran,
         "environment": environment.collect(tf),
+        # what an injected slowdown (test-only) actually applied, measured in this process
+        "extra": {"injected_slowdown": fault.summary()} if fault is not None and hasattr(fault, "summary") else {},
     }
 
 
