@@ -203,12 +203,14 @@ def measure_change(
     if shift.estimate is None:
         return Change(str(gate), group, None, None, None, None, len(base), len(cur), False, False, shift)
     worsening = -shift.estimate if gate.higher_is_better else shift.estimate
-    hurdle = shift.hurdle
+    # "outside noise" is the statistical half of the decision (beyond the noise floor at n, significant);
+    # "beyond threshold" the practical half; REGRESSION needs both (and n >= n_min: see shift.decide).
+    res = shift.resolution
     return Change(
         gate=str(gate), group=group, baseline=math.exp(float(np.median(base))), current=math.exp(float(np.median(cur))),
         change=100.0 * math.expm1(shift.estimate), p_value=shift.p_value, n_baseline=len(base), n_current=len(cur),
         beyond_threshold=worsening > shift.threshold,
-        outside_noise=hurdle is not None and worsening > hurdle and (shift.p_value or 1.0) < ALPHA, decision=shift,
+        outside_noise=res is not None and worsening > res and (shift.p_value or 1.0) < ALPHA, decision=shift,
     )  # fmt: skip
 
 

@@ -54,7 +54,7 @@ def test_false_alarms_stay_below_alpha_at_any_run_count() -> None:
 
 
 def test_a_pass_has_the_power_it_claims() -> None:
-    """"No regression" claims a 15 % slowdown would have been caught with 90 % power: so a real 15 %
+    """ "No regression" claims a 15 % slowdown would have been caught with 90 % power: so a real 15 %
     slowdown may read "no regression" in at most ~10 % of campaigns, at any run count."""
     rng = np.random.default_rng(3)
     for n in (4, 5, 8):
