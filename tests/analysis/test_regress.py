@@ -135,8 +135,9 @@ def test_a_stored_noise_floor_raises_the_runs_needed() -> None:
     current = _runs([2.5, 2.51, 2.49, 2.5], sd=0.02, rng_offset=1)
     assert _check(current, baseline).verdict == "PASS"  # default floor 0.05: 4 runs suffice
     spec = current[0].run_spec
-    floor = Floor(spec.benchmark, spec.dataset, spec.path.name, spec.execution,
-                  json.loads(json.dumps(spec.hyperparameters)), runs=10, configs=1, sigma_ln={"throughput": 0.125})  # fmt: skip
+    hyperparameters = json.loads(json.dumps(spec.hyperparameters))
+    floor = Floor(spec.benchmark, spec.dataset, spec.path.name, spec.execution, hyperparameters,
+                  runs=10, configs=1, sigma_ln={"throughput": 0.125})  # fmt: skip
     (check,) = regression_checks(label_runs(current), baseline, [parse_gate("throughput:-5%")],
                                  floors=NoiseFloors([("noise.json", floor)]))  # fmt: skip
     assert check.verdict == "WARN" and check.details["shift"]["floor_source"] == "noise.json"
