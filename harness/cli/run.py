@@ -68,6 +68,14 @@ def _hyperparameters(hp: Group) -> None:
     seeds = hp.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=types.non_negative_int, help="one seed (default 0)")
     seeds.add_argument("--seeds", type=types.positive_int, metavar="N", help="repeat with seeds 0..N-1")
+    hp.add_argument(
+        "--repeats",
+        type=types.positive_int,
+        default=1,
+        metavar="R",
+        help="run every spec R times, each in a fresh process, interleaved (all specs, then all again, ...); "
+        "with R >= 2 the suite's A/A spread is written to noise.json (the noise floor compare uses)",
+    )
 
 
 def _path(path: Group) -> None:
@@ -97,7 +105,15 @@ def _where(ex: Group) -> None:
     ex.add_argument("--timeout", type=types.positive_float, metavar="SECONDS", help="per-run timeout")
     ex.add_argument("--rebuild", action="store_true", help="docker: rebuild the image first")
     ex.add_argument("--memory-limit", help="docker: container memory limit, e.g. 2g")
-    ex.add_argument("--inject-fault", choices=names.FAULTS, help=argparse.SUPPRESS)
+    # test-only: one of names.FAULTS, "slow:F" with a fraction (harness.spec.run_spec.parse_fault)
+    ex.add_argument("--inject-fault", type=types.from_parser(_fault), help=argparse.SUPPRESS)
+
+
+def _fault(text: str) -> str:
+    from harness.spec.run_spec import parse_fault
+
+    parse_fault(text)
+    return text
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
@@ -151,7 +167,12 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
     else:
         suite = SuiteSpec("run", tuple(dict.fromkeys(args.model)))
     seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
-    return suite.expand(base, seeds, datasets), suite.name
+    return with_repeats(suite.expand(base, seeds, datasets), args.repeats), suite.name
+
+
+def with_repeats(specs: list[RunSpec], repeats: int) -> list[RunSpec]:
+    """Every spec ``repeats`` times, interleaved: A B A B ..., never all A then all B (drift hits all alike)."""
+    return [spec.replace(repeat=r) for r in range(repeats) for spec in specs]
 
 
 def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[str, str]:
@@ -211,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.store.protocol import signal_name
 
     if args.resume:
+        if args.repeats != 1:
+            raise ConfigError("--resume takes the plan (repeats included) from the suite directory; drop --repeats")
         specs, out_dir = _resume_plan(args)
     else:
         specs, suite_name = plan_runs(args)
@@ -230,5 +253,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return exc.exit_code
     print(run_summary(results))
+    if any(spec.repeat for spec in specs):
+        from harness.analysis.noise import write_noise
+
+        noise = write_noise(out_dir, results)
+        if noise is not None:
+            print(f"noise floor (A/A spread of the repeats): {noise}")
     print(f"\nresults: {out_dir}")
     return 1 if any(not r.ok for r in results) else 0

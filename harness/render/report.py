@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from harness.analysis.changepoints import SeriesScan, scan
 from harness.analysis.checks import Check, Comparison, Verdict
 from harness.analysis.claims import ClaimCheck, GapAnswer, bn_gap_answers, seed_claims
 from harness.analysis.history import History, TrendRow, trend_rows
 from harness.analysis.samples import Run, label_runs
 from harness.analysis.stats import Stat
 from harness.analysis.summary import GroupRow, group_rows
+from harness.render.changes import shifts_by_row
 from harness.render.figures import Figure, figures
 from harness.render.provenance import provenance_table
 from harness.render.table import Cell, Table
@@ -47,6 +49,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     history: History | None = None
     history_rows: list[TrendRow] = field(default_factory=list)
+    history_scans: list[SeriesScan] = field(default_factory=list)  # change points per series and metric
 
     @property
     def verdict(self) -> str:
@@ -86,6 +89,7 @@ def build_report(
         failed=[r for r in runs if not r.result.ok],
         history=history,
         history_rows=trend_rows(history) if history is not None else [],
+        history_scans=scan(history) if history is not None else [],
     )
     if with_figures:
         report.figures = figures(runs, rows, history)
@@ -221,9 +225,12 @@ def failed_table(failed: Sequence[Run]) -> Table:
     )
 
 
-def history_table(rows: Sequence[TrendRow]) -> Table:
+def history_table(rows: Sequence[TrendRow], scans: Sequence[SeriesScan] = ()) -> Table:
+    """Every entry x series; the last column marks the change points that start at that night."""
+    marks = shifts_by_row(scans)
     return Table(
-        ["entry", "time (UTC)", "series", "runs", "steady throughput (samples/s)", "test accuracy"],
+        ["entry", "time (UTC)", "series", "runs", "steady throughput (samples/s)", "peak RSS (MB)", "test accuracy",
+         "change point"],
         [
             [
                 r.entry,
@@ -231,12 +238,14 @@ def history_table(rows: Sequence[TrendRow]) -> Table:
                 Cell(r.series, tag=SYNTHETIC_TAG if r.synthetic else ""),
                 str(r.n_ok) + (f" (+{r.n_failed} failed)" if r.n_failed else ""),
                 "n/a" if r.throughput_samples_per_s is None else f"{r.throughput_samples_per_s:,.0f}",
+                "n/a" if r.peak_rss_mb is None else f"{r.peak_rss_mb:,.0f}",
                 num(r.test_accuracy, 4),
+                Cell(marks.get((r.entry, r.series), ""), css="shift"),
             ]
             for r in rows
         ],
-        numeric=frozenset({3, 4, 5}),
-    )
+        numeric=frozenset({3, 4, 5, 6}),
+    )  # fmt: skip
 
 
 def first_line(text: str | None, limit: int = 200) -> str:

@@ -73,8 +73,9 @@ def slow_steps_callback(fraction: float) -> Any:
 
     A step's own time is the interval from the end of the previous wait to this batch end, so the
     step timer (called before this callback) sees every interval after the first grow by the
-    fraction. The first step of the run (tracing/compilation) is not slowed. ``summary()`` is the
-    realized factor measured in-process: (work + waited) / work over the slowed steps.
+    fraction. The first step of the run (tracing/compilation) is not slowed. Oversleeping is paid
+    back on the next steps. ``summary()`` is the realized factor measured in-process:
+    (work + waited) / work over the slowed steps.
     """
     import keras
 
@@ -96,7 +97,9 @@ def slow_steps_callback(fraction: float) -> Any:
                 self._since = now
                 return
             work = now - self._since
-            until = now + fraction * work
+            # Wait what keeps the total on target: a sleep that overshot (a busy machine wakes late)
+            # is paid back by the next waits, so the run's realized factor stays 1 + fraction.
+            until = now + max(0.0, fraction * (self.work_s + work) - self.waited_s)
             rest = until - now - SPIN_LAST_S
             if rest > 0:
                 time.sleep(rest)
