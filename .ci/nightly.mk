@@ -4,7 +4,8 @@
 #
 #   make nightly                 bench-cpu (+ bench-gpu when nvidia-smi sees a GPU), report, gate, archive
 #   make nightly-report          report over the result sets in $(NIGHTLY_DIR) (always exits 0)
-#   make nightly-gate            tfparity compare (+ --baseline: the newest passing history entry); 1 on FAIL
+#   make nightly-gate            tfparity compare (+ --baseline: the newest passing history entry, a suspected
+#                                speed/memory regression re-run NIGHTLY_CONFIRM times first); 1 on FAIL
 #   make nightly-archive         add this night's result sets to $(HISTORY_DIR)
 #
 # One nightly = one stamp; it is exported so that the sub-makes below agree on it.
@@ -18,6 +19,14 @@ NIGHTLY_REPORT_DIR ?= $(NIGHTLY_DIR)/report
 HISTORY_DIR ?= $(RESULTS_DIR)/history
 NIGHTLY_LABEL ?= nightly
 NIGHTLY_MARGIN_PP ?= 1.0
+# Confirm before failing: a suspected speed or memory regression is re-run this many times with the
+# current code (same backend, on this machine) into $(NIGHTLY_DIR)/<set>-confirm-<stamp>/, and the gate
+# fails only if the regression persists on all runs pooled (tfparity compare --confirm). 0 turns it off
+# (e.g. where the gate runs on another machine than the benchmarks: its runs would not be comparable).
+# Speed gates decide from 4 runs per side up: run the benchmarks with SEEDS >= 4 or
+# DOCKER_RUN_ARGS="--repeats 4" (README "Statistics": the run count the measured noise needs).
+NIGHTLY_CONFIRM ?= 4
+NIGHTLY_CONFIRM_ARG = $(if $(filter-out 0,$(NIGHTLY_CONFIRM)), --confirm $(NIGHTLY_CONFIRM))
 # Result sets of this night: one directory per machine (cpu/, gpu/); whichever exist.
 NIGHTLY_SETS = $(wildcard $(NIGHTLY_DIR)/cpu $(NIGHTLY_DIR)/gpu)
 # The regression baseline: the newest history entry that passed its gate (empty on the first night).
@@ -63,8 +72,8 @@ nightly-gate:
 	for set in $(NIGHTLY_SETS); do \
 	  name=$$(basename $$set); \
 	  if [ -n "$$baseline" ] && [ -d "$$baseline/$$name" ]; then \
-	    echo "$(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP)"; \
-	    $(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP) || status=1; \
+	    echo "$(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP)$(NIGHTLY_CONFIRM_ARG)"; \
+	    $(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP)$(NIGHTLY_CONFIRM_ARG) || status=1; \
 	  fi; \
 	done; \
 	exit $$status
