@@ -379,4 +379,6 @@ def pct_of(ratio: float) -> str:
 
 
 def _v(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"

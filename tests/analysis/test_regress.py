@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -110,6 +111,8 @@ def test_real_throughput_drop_outside_noise_is_flagged() -> None:
     assert check.details["change"] == pytest.approx(100 * (1 / 1.09 - 1), abs=0.5)
     assert check.details["mannwhitney_p"] == pytest.approx(1 / 70)  # exact, over runs
     assert "REGRESSION" in check.summary
+    # ~12,800 -> ~11,700 samples/s read as such, not in exponent notation (1.28e+04)
+    assert re.search(r"\(\d{2},\d{3} → \d{2},\d{3}; ", check.summary) and "e+" not in check.summary, check.summary
     # The same drop under a looser gate is significant but not a regression.
     loose = _check(current, baseline, "throughput:-10%")
     assert loose.verdict == "PASS" and loose.details["outside_noise"] is True
