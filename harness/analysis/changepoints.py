@@ -100,19 +100,19 @@ def find_levels(values: Sequence[float], *, log: bool, min_effect: float, alpha:
     if len(x) < MIN_NIGHTS:
         return []
     d = np.diff(x)
-    dev = np.abs(d - np.median(d))
+    dev = np.abs(d - _median(d))
     # Robust and shift-insensitive. Deterministic series (e.g. accuracy differences of seeded runs) can
     # have MAD 0; the mean absolute deviation (not the SD, which the shift itself inflates) is the
     # fallback there, and 1 for a constant series.
-    sigma = float(np.median(dev)) / (0.6745 * math.sqrt(2)) or 1.2533 * float(np.mean(dev)) / math.sqrt(2) or 1.0
-    z = ((x - np.median(x)) / sigma).reshape(-1, 1)
+    sigma = _median(dev) / (0.6745 * math.sqrt(2)) or 1.2533 * float(np.mean(dev)) / math.sqrt(2) or 1.0
+    z = ((x - _median(x)) / sigma).reshape(-1, 1)
     algo = ruptures.Pelt(model="l1", min_size=MIN_SIZE, jump=1).fit(z)
     cps = [int(c) for c in algo.predict(pen=PENALTY_PER_LN_N * math.log(len(x)))[:-1]]
     bounds, kept = [0, *cps, len(x)], []
     for i, cp in enumerate(cps):  # confirm each candidate on its adjacent segments
         left, right = x[bounds[i] : cp], x[cp : bounds[i + 2]]
         p = stats.mannwhitney_p(left, right, "two-sided")
-        lm, rm = float(np.median(left)), float(np.median(right))
+        lm, rm = _median(left), _median(right)
         if abs(rm - lm) >= min_effect and p is not None and p < alpha:
             kept.append(Level(cp, math.exp(lm) if log else lm, math.exp(rm) if log else rm, p))
     return kept
@@ -177,13 +177,19 @@ def nightly_series(history: History) -> dict[tuple[str, str], Points]:
     return {k: _median_per_night(v) for k, v in out.items()}
 
 
+def _median(values: Sequence[float] | np.ndarray) -> float:
+    """stats.median of a sample that is never empty here (segments of >= MIN_SIZE values, a night's runs)."""
+    found = stats.median(values)
+    return math.nan if found is None else found
+
+
 def _median_per_night(points: Points) -> Points:
     nights: dict[str, list[float]] = defaultdict(list)
     first: dict[str, HistoryEntry] = {}
     for entry, value in points:
         nights[entry.name].append(value)
         first.setdefault(entry.name, entry)
-    return [(first[name], float(np.median(values))) for name, values in nights.items()]
+    return [(first[name], _median(values)) for name, values in nights.items()]
 
 
 def _accuracy_deltas(entry: HistoryEntry, by_cell: dict[tuple[str, str], list[Run]]) -> dict[str, float]:

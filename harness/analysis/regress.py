@@ -29,8 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from harness.analysis import per_run, stats
 from harness.analysis.checks import Check, Verdict
 from harness.analysis.noise import NoiseFloors
@@ -207,7 +205,7 @@ def measure_change(
     # "beyond threshold" the practical half; REGRESSION needs both (and n >= n_min: see shift.decide).
     res = shift.resolution
     return Change(
-        gate=str(gate), group=group, baseline=math.exp(float(np.median(base))), current=math.exp(float(np.median(cur))),
+        gate=str(gate), group=group, baseline=math.exp(_median(base)), current=math.exp(_median(cur)),
         change=100.0 * math.expm1(shift.estimate), p_value=shift.p_value, n_baseline=len(base), n_current=len(cur),
         beyond_threshold=worsening > shift.threshold,
         outside_noise=res is not None and worsening > res and (shift.p_value or 1.0) < ALPHA, decision=shift,
@@ -372,6 +370,13 @@ def _run_level_check(subject: str, gate: Gate, ch: Change, shift: Shift, details
         return Check("regression", Verdict.PASS, subject, summary, details)
     more = more_runs_text(shift, "current", "baseline")
     return Check("regression", Verdict.WARN, subject, f"INCONCLUSIVE: {numbers}: {more} ({noise_text(shift)})", details)
+
+
+def _median(values: Sequence[float]) -> float:
+    found = stats.median(values)
+    if found is None:  # callers pass the ln values of a decided shift: never empty
+        raise ValueError("median of no values")
+    return found
 
 
 def pct_of(ratio: float) -> str:

@@ -146,7 +146,8 @@ def decide(
     observed = stats.pooled_robust_sd([xa, xb])
     sigma = max(observed or 0.0, floor)
     n = min(len(xa), len(xb))
-    estimate = float(np.median(xa) - np.median(xb)) if n else None
+    med_a, med_b = stats.median(xa), stats.median(xb)
+    estimate = med_a - med_b if med_a is not None and med_b is not None else None
     detect = max(rule.detect, 2 * threshold)
     n_req = stats.runs_needed(sigma, detect=detect, threshold=threshold, alpha=alpha, power=rule.power)
     res = stats.resolution(sigma, n, alpha)

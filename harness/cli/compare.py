@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="name of each RESULTS source, in order (default: backend or directory name)",
     )
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _add_regression_arguments(parser)
+
+
+def _add_regression_arguments(parser: argparse.ArgumentParser) -> None:
+    """--baseline and what goes with it: gates, noise floors, confirm."""
     parser.add_argument(
         "--baseline", default=None, metavar="DIR", help="baseline results: report regressions outside run-to-run noise"
     )
@@ -58,7 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "test_accuracy, val_accuracy in pp); default with --baseline: "
         "throughput:-5%% and test_accuracy:-<margin>pp",
     )
-
     parser.add_argument(
         "--noise-floor",
         action="append",
