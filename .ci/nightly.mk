@@ -23,9 +23,9 @@ NIGHTLY_MARGIN_PP ?= 1.0
 # current code (same backend, on this machine) into $(NIGHTLY_DIR)/<set>-confirm-<stamp>/, and the gate
 # fails only if the regression persists on all runs pooled (tfparity compare --confirm). 0 turns it off
 # (e.g. where the gate runs on another machine than the benchmarks: its runs would not be comparable).
-# Speed gates decide from 4 runs per side up: run the benchmarks with SEEDS >= 4 or
-# DOCKER_RUN_ARGS="--repeats 4" (README "Statistics": the run count the measured noise needs).
-NIGHTLY_CONFIRM ?= 4
+# Speed gates decide from 4 runs per side up (5 recommended): run the benchmarks with SEEDS >= 5 or
+# DOCKER_RUN_ARGS="--repeats 5" (README "Statistics": the run count the measured noise needs).
+NIGHTLY_CONFIRM ?= 5
 NIGHTLY_CONFIRM_ARG = $(if $(filter-out 0,$(NIGHTLY_CONFIRM)), --confirm $(NIGHTLY_CONFIRM))
 # Result sets of this night: one directory per machine (cpu/, gpu/); whichever exist.
 NIGHTLY_SETS = $(wildcard $(NIGHTLY_DIR)/cpu $(NIGHTLY_DIR)/gpu)
