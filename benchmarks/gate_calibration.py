@@ -14,8 +14,10 @@ interleaved A B A B ... so that machine drift hits both alike; the 1-minute load
 recorded at the start and the end of every run. The gate is the real CLI, confirm included.
 The default configuration (baseline MLP, mnist-5k, 11 epochs: 1,000 steady steps per run, the
 first epoch is warm-up) follows stats.md §4.6: between-run noise falls with the steady window up
-to ~400-1,000 steps. From all A/A runs the script measures the per-run spread sigma and prints the
-run count a 15 % slowdown needs (90 % power per campaign, and the ~97 % that 9 of 10 needs).
+to ~400-1,000 steps. From the runs of identical configurations (both sides of an A/A pair, the A side of
+an A/B campaign) the script measures the per-run spread sigma and prints the run count a 15 % slowdown
+needs (90 % power per campaign, and the ~97 % that 9 of 10 needs), and its verdict: met, not met, or
+INCONCLUSIVE (too few campaigns, or a sigma at which the run count used cannot detect the slowdown).
 
 Output: ``OUT/gate-calibration-<UTC stamp>.json`` (every campaign: its runs, load averages,
 realized slowdowns, the gate's JSON decision) and ``.md`` (the summary, also printed);
