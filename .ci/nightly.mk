@@ -9,7 +9,8 @@
 #                         probes in GPU containers                                  -> $(NIGHTLY_DIR)/gpu
 #   make nightly-report   report over the sets that have results (titled INCOMPLETE when one is missing)
 #   make nightly-gate     fails when an expected set is missing or failed, on a FAIL verdict, or on a
-#                         regression against the newest passing history entry
+#                         regression against the newest passing history entry (a suspected speed/memory
+#                         regression is re-run NIGHTLY_CONFIRM times first)
 #   make nightly-archive  add the night to $(HISTORY_DIR), labelled nightly (complete, gate passed),
 #                         nightly-failed (gate failed) or nightly-incomplete (a set missing or failed);
 #                         only `nightly` entries are ever a regression baseline
@@ -47,6 +48,14 @@ NIGHTLY_GATE_OUTCOME ?= success
 NIGHTLY_SETS = $(foreach s,cpu gpu,$(if $(filter-out %/suite.json,$(wildcard $(NIGHTLY_DIR)/$(s)/*.json \
   $(NIGHTLY_DIR)/$(s)/*/*.json)),$(NIGHTLY_DIR)/$(s)))
 NIGHTLY_INCOMPLETE = bash $(NIGHTLY_MK_DIR)nightly-sets.sh $(NIGHTLY_DIR) $(NIGHTLY_GPU_EXPECTED)
+# Confirm before failing: a suspected speed or memory regression is re-run this many times with the
+# current code (same backend, on this machine) into $(NIGHTLY_DIR)/<set>-confirm-<stamp>/, and the gate
+# fails only if the regression persists on all runs pooled (tfparity compare --confirm). 0 turns it off
+# (e.g. where the gate runs on another machine than the benchmarks: its runs would not be comparable).
+# Speed gates decide from 4 runs per side up (5 recommended): run the benchmarks with SEEDS >= 5 or
+# DOCKER_RUN_ARGS="--repeats 5" (README "Statistics": the run count the measured noise needs).
+NIGHTLY_CONFIRM ?= 5
+NIGHTLY_CONFIRM_ARG = $(if $(filter-out 0,$(NIGHTLY_CONFIRM)), --confirm $(NIGHTLY_CONFIRM))
 # The regression baseline: the newest history entry that passed its gate (empty on the first night).
 NIGHTLY_BASELINE = $(shell $(TFPARITY) history $(HISTORY_DIR) --latest --label $(NIGHTLY_LABEL) 2>/dev/null)
 
@@ -99,8 +108,8 @@ nightly-gate:
 	for set in $(NIGHTLY_SETS); do \
 	  name=$$(basename $$set); \
 	  if [ -n "$$baseline" ] && [ -d "$$baseline/$$name" ]; then \
-	    echo "$(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP)"; \
-	    $(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP) || status=1; \
+	    echo "$(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP)$(NIGHTLY_CONFIRM_ARG)"; \
+	    $(TFPARITY) compare $$set --baseline $$baseline/$$name --margin-pp $(NIGHTLY_MARGIN_PP)$(NIGHTLY_CONFIRM_ARG) || status=1; \
 	  fi; \
 	done; \
 	exit $$status

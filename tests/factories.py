@@ -228,12 +228,12 @@ def seed_suite(paths: Iterable[PathSpec] = (CPU, XLA), seeds: Iterable[int] = (0
             for p in paths for s in seeds for benchmark, train, val in models]  # fmt: skip
 
 
-def night(tmp: Path, name: str, throughput: float, accuracy: float, *, gpu: bool = False) -> list[str]:
-    """A nightly run's result sets: ``cpu/`` with two seeds of baseline on cpu-fp32 and cpu-fp32-xla
+def night(tmp: Path, name: str, throughput: float, accuracy: float, *, gpu: bool = False, seeds: int = 2) -> list[str]:
+    """A nightly run's result sets: ``cpu/`` with ``seeds`` seeds of baseline on cpu-fp32 and cpu-fp32-xla
     (plus ``gpu/`` with gpu-fp32); step times without noise, so each run's steady throughput is exactly
-    the one asked for (x3 for XLA, +100 per seed)."""
+    the one asked for (x3 for XLA, +100 per seed). Speed verdicts need >= 4 runs per side."""
     cpu = [result("baseline", path=p, seed=s, throughput=throughput * (3 if p.xla else 1) + 100 * s,
-                  test_acc=accuracy + 0.002 * s, step_sd_frac=0.0) for p in (CPU, XLA) for s in (0, 1)]  # fmt: skip
+                  test_acc=accuracy + 0.002 * s, step_sd_frac=0.0) for p in (CPU, XLA) for s in range(seeds)]  # fmt: skip
     sets = [str(write(cpu, tmp / name / "cpu"))]
     if gpu:
         g = [result("baseline", path=GPU, seed=s, throughput=50_000.0, test_acc=accuracy, step_sd_frac=0.0)

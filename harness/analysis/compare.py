@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from harness.analysis import agreement, coverage, integrity, numerics, performance, regress, replicas
 from harness.analysis.checks import Check, Comparison, GroupInfo, Verdict
+from harness.analysis.gates import Gate, default_gates
+from harness.analysis.noise import NoiseFloors
 from harness.analysis.samples import Run, groups_of, label_runs
 from harness.errors import CompareError
 from harness.store.results import RunResult
@@ -242,7 +244,7 @@ def _device_pairs(
     return pairs
 
 
-def _reference_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+def _reference_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:
     g_device = pair.runs[0].spec.path.device
     r_device = pair.other_runs[0].spec.path.device
     checks = [
@@ -251,27 +253,27 @@ def _reference_checks(pair: Pair, tol: Tolerances) -> list[Check]:
     ]
     checks += [
         agreement.check_curves(pair.subject, pair.runs, pair.other_runs, tol.curve_tol_pp, tol.loss_tol_rel),
-        performance.check_speed(pair.subject, pair.runs, pair.other_runs, g_device, r_device),
-        performance.check_memory(pair.subject, pair.runs, pair.other_runs),
-        performance.check_gpu_memory(pair.subject, pair.runs, pair.other_runs),
+        performance.check_speed(pair.subject, pair.runs, pair.other_runs, g_device, r_device, floors),
+        performance.check_memory(pair.subject, pair.runs, pair.other_runs, floors),
+        performance.check_gpu_memory(pair.subject, pair.runs, pair.other_runs, floors),
     ]
     return [c for c in checks if c is not None]
 
 
-def _sibling_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+def _sibling_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:
     return [agreement.check_relative_gate(pair.subject, pair.runs, pair.other_runs, tol.margin_pp)]
 
 
-def _device_checks(pair: Pair, tol: Tolerances) -> list[Check]:
-    check = performance.check_speed(pair.subject, pair.runs, pair.other_runs, "gpu", "cpu")
+def _device_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:
+    check = performance.check_speed(pair.subject, pair.runs, pair.other_runs, "gpu", "cpu", floors)
     return [] if check is None else [check]
 
 
-def _replica_checks(pair: Pair, tol: Tolerances) -> list[Check]:
+def _replica_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:
     return [replicas.check_replicas(pair.subject, pair.runs, pair.other_runs, tol.replica_loss_tol_rel)]
 
 
-CHECKS: dict[str, Callable[[Pair, Tolerances], list[Check]]] = {
+CHECKS: dict[str, Callable[[Pair, Tolerances, NoiseFloors], list[Check]]] = {
     "reference": _reference_checks,
     "sibling": _sibling_checks,
     "device": _device_checks,
@@ -287,22 +289,25 @@ def compare_results(
     sources: Sequence[str] | None = None,
     baseline: list[RunResult] | None = None,
     baseline_sources: Sequence[str] | None = None,
-    gates: Sequence[regress.Gate] | None = None,
+    gates: Sequence[Gate] | None = None,
     allow_hardware_change: bool = False,
+    floors: NoiseFloors | None = None,
 ) -> Comparison:
     """Compare groups of results (one group per source, path and execution) against a reference group.
 
     ``sources`` gives the source of each result (default: its backend). ``baseline``/``gates`` add
     the regression checks of :mod:`harness.analysis.regress` (a baseline on other GPU hardware is
-    refused unless ``allow_hardware_change``). Raises :class:`CompareError` for results that cannot
-    be compared: none, one result given twice, groups without a dataset in common with the
-    reference, different data or hyperparameters. A comparison in which no two groups (nor a
-    baseline) were compared carries a WARN saying so, so its verdict is never PASS.
+    refused unless ``allow_hardware_change``); ``floors`` are stored A/A noise floors
+    (:mod:`harness.analysis.noise`) for the speed and memory decisions. Raises :class:`CompareError`
+    for results that cannot be compared: none, one result given twice, groups without a dataset in
+    common with the reference, different data or hyperparameters. A comparison in which no two groups
+    (nor a baseline) were compared carries a WARN saying so, so its verdict is never PASS.
     """
     if not results:
         raise CompareError("no results to compare")
     coverage.refuse_same_results(results)
     tol = tolerances or Tolerances()
+    floors = floors or NoiseFloors()
     runs = label_runs(results, sources)
     groups = groups_of(runs)
     ref = resolve_reference(runs, groups, reference)
@@ -313,21 +318,17 @@ def compare_results(
     pairs, checks = plan_pairs(train, groups, ref, runs)
     checks = integrity.check_status(runs) + checks
     for pair in pairs:
-        checks += CHECKS[pair.kind](pair, tol)
-    checks += integrity.check_determinism(runs)
-    for group in groups:
-        members = [x for x in runs if x.group == group]
-        checks += [
-            c for c in (integrity.check_evidence(group, members), integrity.check_throttling(group, members)) if c
-        ]
+        checks += CHECKS[pair.kind](pair, tol, floors)
+    checks += integrity.check_determinism(runs) + _group_checks(runs, groups)
     checks += numerics.check_numerics(probes, ref)
     if baseline is not None:
         checks += regress.regression_checks(
             runs,
             baseline,
-            gates or regress.default_gates(tol.margin_pp),
+            gates or default_gates(tol.margin_pp),
             baseline_sources=baseline_sources,
             allow_hardware_change=allow_hardware_change,
+            floors=floors,
         )
     elif not pairs and not coverage.probe_pairs(probes, ref):
         checks.append(coverage.nothing_compared(groups))
@@ -338,6 +339,16 @@ def compare_results(
         margin_pp=float(tol.margin_pp),
         group_info=_group_info(runs, groups),
     )
+
+
+def _group_checks(runs: list[Run], groups: list[str]) -> list[Check]:
+    """Each group on its own: the evidence says it ran what it asked for; its GPU clocks held."""
+    checks: list[Check] = []
+    for group in groups:
+        members = [x for x in runs if x.group == group]
+        found = (integrity.check_evidence(group, members), integrity.check_throttling(group, members))
+        checks += [c for c in found if c is not None]
+    return checks
 
 
 def _group_info(runs: list[Run], groups: list[str]) -> dict[str, GroupInfo]:

@@ -1,5 +1,7 @@
 """What the hardware did during a run, derived from its raw telemetry samples (for show and report).
 
+:func:`hardware_check`: whether a GPU baseline ran on the same GPU models and driver.
+
 One :class:`GpuSummary` per result: statistics over the measured window (the training loop) of
 every sampled GPU together, the energy and samples per joule, and the throttle reasons with their
 share of samples. TF-free; the raw samples stay in the result.
@@ -9,7 +11,10 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
+from harness.analysis.checks import Check, Verdict
+from harness.errors import CompareError
 from harness.store.results import RunResult
 
 
@@ -63,3 +68,35 @@ def gpu_summary(result: RunResult) -> GpuSummary | None:
         samples_per_j=telemetry.samples_per_j(trained) if trained else None,
         throttle_share={reason: n / readable for reason, n in sorted(counts.items())} if readable else {},
     )
+
+
+Hardware = tuple[tuple[str, ...], str | None]  # (GPU models, driver), as Telemetry.hardware
+
+
+def _describe(hardware: set[Hardware]) -> str:
+    return "; ".join(f"{' + '.join(models)} (driver {driver or 'unknown'})" for models, driver in sorted(hardware))
+
+
+def hardware_check(subject: str, cur: list[RunResult], base: list[RunResult], allow_change: bool) -> Check | None:
+    """None when current and baseline GPU runs ran on the same GPU models and driver; a WARN when either
+    side did not record them or the change is allowed; CompareError (one line) for a change not allowed."""
+    now = {h for r in cur if r.telemetry is not None and (h := r.telemetry.hardware) is not None}
+    then = {h for r in base if r.telemetry is not None and (h := r.telemetry.hardware) is not None}
+    details: dict[str, Any] = {
+        "current": [list(models) + [driver] for models, driver in sorted(now)],
+        "baseline": [list(models) + [driver] for models, driver in sorted(then)],
+        "allowed": allow_change,
+    }
+    if not now or not then:
+        side = "the current runs" if not now else "the baseline"
+        why = f"GPU models and driver not recorded for {side}: cannot tell whether the hardware changed"
+        return Check("hardware", Verdict.WARN, subject, why, details)
+    if now == then:
+        return None
+    change = f"GPU hardware differs from the baseline's: {_describe(then)} (baseline) vs {_describe(now)}"
+    if not allow_change:
+        raise CompareError(
+            f"{subject}: {change}; speed and memory baselines do not carry across GPUs or drivers "
+            "(--allow-hardware-change compares anyway)"
+        )
+    return Check("hardware", Verdict.WARN, subject, f"{change} (allowed by --allow-hardware-change)", details)

@@ -5,10 +5,11 @@ Layout (written by :func:`add_entry`, i.e. ``tfparity history DIR --add RESULTS.
     HISTORY/
       20261125T021700Z-nightly/        one entry = one nightly run (<UTC stamp>-<label>)
         cpu/<run_id>.json              one subdirectory per machine (the result set's name)
+        cpu/.../noise.json             A/A noise floors measured with the results, when there are any
         gpu/<run_id>.json
 
-A trend series is one (machine, path, benchmark, dataset); its points are the entries, ordered by
-time (the stamp in the entry's name, else the earliest ``started_utc`` of its results). Entries are
+A trend series is one (machine, group, benchmark, dataset) (:func:`series_runs`); its points are the
+entries, ordered by time (the stamp in the entry's name, else the earliest ``started_utc`` of its results). Entries are
 never overwritten: an entry is assembled in a hidden temporary directory and renamed into place.
 
 An entry whose results cannot be loaded (e.g. written by an older schema) is skipped and listed in
@@ -27,7 +28,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analysis.samples import is_synthetic, label_runs
+from harness.analysis import per_run
+from harness.analysis.noise import noise_files
+from harness.analysis.samples import Run, is_synthetic, label_runs
 from harness.analysis.stats import mean, median
 from harness.errors import HistoryError, ResultError
 from harness.spec.validate import safe_name
@@ -147,6 +150,8 @@ def add_entry(
             load_result(f)  # strict: refuse to archive what cannot be read back
             rel = Path(machine) / (f.relative_to(sp) if sp.is_dir() else Path(f.name))
             files.append((f, rel))
+        if sp.is_dir():  # the A/A noise floors measured with these results travel with them
+            files += [(f, Path(machine) / f.relative_to(sp)) for f in noise_files(sp)]
     final = base / f"{stamp}-{label}"
     if final.exists():
         raise HistoryError(f"history entry {str(final)!r} already exists; entries are never overwritten")
@@ -183,20 +188,32 @@ class TrendRow:
     synthetic: bool
     n_ok: int
     n_failed: int
-    throughput_samples_per_s: float | None  # median over seeds
+    throughput_samples_per_s: float | None  # median over runs of the per-run throughput (per_run.throughput)
     test_accuracy: float | None  # mean over seeds
+    peak_rss_mb: float | None = None  # median over runs
+
+
+def series_runs(history: History, mode: str = "train") -> list[tuple[HistoryEntry, str, Run]]:
+    """Every run of ``mode`` with its entry and series name: the one definition of a trend series.
+
+    A series is a group of :mod:`harness.analysis.samples` (the machine, i.e. the entry's
+    subdirectory, being the source) x benchmark x dataset, labelled over all entries at once so
+    that a series keeps its name from night to night: ``"<group> · <benchmark>"`` (+ ``" · <dataset>"``
+    when the history holds several datasets).
+    """
+    picked = [(e, m, r) for e in history.entries for m, r in e.results if r.run_spec.mode == mode]
+    runs = label_runs([r for _, _, r in picked], [m or "-" for _, m, _ in picked])
+    multi_dataset = len({run.spec.dataset for run in runs}) > 1
+    return [
+        (entry, f"{run.group} · {run.spec.benchmark}" + (f" · {run.spec.dataset}" if multi_dataset else ""), run)
+        for (entry, _, _), run in zip(picked, runs, strict=True)
+    ]
 
 
 def trend_rows(history: History) -> list[TrendRow]:
-    """One row per entry x series; a series is a group of :mod:`harness.analysis.samples` (the machine,
-    i.e. the entry's subdirectory, being the source) x benchmark x dataset, labelled over all entries
-    at once so that a series keeps its name from night to night."""
-    train = [(e, m, r) for e in history.entries for m, r in e.results if r.run_spec.mode == "train"]
-    runs = label_runs([r for _, _, r in train], [m or "-" for _, m, r in train])
-    multi_dataset = len({run.spec.dataset for run in runs}) > 1
+    """One row per entry x series (:func:`series_runs`), oldest entry first."""
     cells: dict[tuple[str, str], list[RunResult]] = defaultdict(list)
-    for (entry, _, _), run in zip(train, runs, strict=True):
-        name = f"{run.group} · {run.spec.benchmark}" + (f" · {run.spec.dataset}" if multi_dataset else "")
+    for entry, name, run in series_runs(history):
         cells[(entry.name, name)].append(run.result)
     rows = []
     for e in history.entries:
@@ -211,8 +228,9 @@ def trend_rows(history: History) -> list[TrendRow]:
                     synthetic=any(is_synthetic(r) for r in members),
                     n_ok=len(ok),
                     n_failed=len(members) - len(ok),
-                    throughput_samples_per_s=median(r.timing.steady_throughput_samples_per_s for r in ok if r.timing),
+                    throughput_samples_per_s=median(per_run.values(ok, "throughput")),
                     test_accuracy=mean(r.test_accuracy for r in ok),
+                    peak_rss_mb=median(per_run.values(ok, "peak_rss")),
                 )
             )
     return rows

@@ -1,144 +1,170 @@
-"""Speed and memory checks between groups (ratios with intervals; changes inside noise are not changes).
+"""Speed and memory checks between two groups: one value per run, decided by :mod:`harness.analysis.shift`.
 
-Memory: host peak RSS for every path, and TF's GPU allocator peak when both groups ran on GPUs.
+Speed: ln throughput per run (batch x 1000 / p25 of its steady step times), exact two-sided
+Mann-Whitney U over runs. "faster"/"slower" needs >= 4 runs per side, p < 0.05 and a ratio beyond
+the noise floor at that many runs; "no change" needs the runs a 15 % difference would have been
+seen with (90 % power); anything else is INCONCLUSIVE (WARN) with the runs still needed per group.
+Memory: ln peak RSS (and TensorFlow's allocator peak) per run, Welch t, >= 2 runs per side (3 with XLA);
+TF's GPU allocator peak the same way when both groups ran on GPUs (there it is the memory figure:
+host RSS is then mostly the CUDA context).
 """
 
 from __future__ import annotations
 
-from harness.analysis import stats
-from harness.analysis.checks import Check, Verdict, fmt, fmt_p
-from harness.analysis.samples import Run, steady_step_times_ms
+from typing import Any
+
+from harness.analysis import per_run
+from harness.analysis.checks import Check, Verdict
+from harness.analysis.noise import NoiseFloors
+from harness.analysis.samples import Run
+from harness.analysis.shift import (
+    MEMORY,
+    MEMORY_XLA_N_MIN,
+    SPEED,
+    Outcome,
+    Shift,
+    ci_text,
+    decide,
+    more_runs_text,
+    noise_text,
+    p_text,
+    pct,
+)
 
 
-def check_speed(subject: str, g: list[Run], r: list[Run], g_device: str, r_device: str) -> Check | None:
-    steps_g = [s for x in g for s in steady_step_times_ms(x.result)]
-    steps_r = [s for x in r for s in steady_step_times_ms(x.result)]
-    if not steps_g or not steps_r:
+def floor_for(metric: str, runs: list[Run], floors: NoiseFloors | None) -> tuple[float | None, str]:
+    """The largest stored noise floor of ``metric`` over the configurations of ``runs`` (None: no floor stored)."""
+    if floors is None:
+        return None, "default"
+    found = [floors.lookup(metric, spec) for spec in {r.spec.replace(seed=0, repeat=0) for r in runs}]
+    stored = [(s, src) for s, src in found if s is not None]
+    return max(stored, key=lambda item: item[0] or 0.0) if stored else (None, "default")
+
+
+def _decide(metric: str, g: list[Run], r: list[Run], floors: NoiseFloors | None, **kw: Any) -> Shift:
+    floor, source = floor_for(metric, g + r, floors)
+    a = per_run.log_values([x.result for x in g], metric)
+    b = per_run.log_values([x.result for x in r], metric)
+    return decide(a, b, sigma_floor=floor, floor_source=source, **kw)
+
+
+def _per_run(runs: list[Run], metric: str) -> list[dict[str, Any]]:
+    return [{"run_id": x.result.run_id, metric: per_run.run_value(x.result, metric)} for x in runs]
+
+
+def check_speed(
+    subject: str, g: list[Run], r: list[Run], g_device: str, r_device: str, floors: NoiseFloors | None = None
+) -> Check | None:
+    """Throughput of group ``g`` against ``r`` (ratio g/r), over runs."""
+    if not per_run.values([x.result for x in g], "throughput") or not per_run.values(
+        [x.result for x in r], "throughput"
+    ):
         return None
-    # Run-to-run noise: the spread of per-run medians within each group (repeats or seeds).
-    med_g = [stats.median(steady_step_times_ms(x.result)) for x in g]
-    med_r = [stats.median(steady_step_times_ms(x.result)) for x in r]
-    noise = max(stats.run_spread([m for m in med_g if m]), stats.run_spread([m for m in med_r if m]))
-    # Throughput ratio a/b = median step time b / median step time a.
-    est = stats.median_ratio(steps_r, steps_g, noise_frac=noise)
-    compile_g = [x.result.timing.compile_time_s for x in g if x.result.timing]
-    compile_r = [x.result.timing.compile_time_s for x in r if x.result.timing]
-    details = {
-        "throughput_ratio": est.ratio,
-        "ci_low": est.ci_low,
-        "ci_high": est.ci_high,
-        "mannwhitney_p": est.mannwhitney_p,
-        "run_noise_frac": noise,
-        "changed": est.changed,
-        "step_time_ms_p50_a": est.median_b,
-        "step_time_ms_p50_b": est.median_a,
-        "n_steps_a": len(steps_g),
-        "n_steps_b": len(steps_r),
-        "compile_time_s_a": compile_g,
-        "compile_time_s_b": compile_r,
+    shift = _decide("throughput", g, r, floors, rule=SPEED, worse=None)
+    low, high = shift.ci_ratio
+    details: dict[str, Any] = {
+        "decision": shift.outcome.value,
+        "throughput_ratio": shift.ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": shift.p_value,
+        "changed": shift.outcome in (Outcome.HIGHER, Outcome.LOWER),
+        "per_run_a": _per_run(g, "throughput"),
+        "per_run_b": _per_run(r, "throughput"),
+        "step_time_ms_p50_a": per_run.values([x.result for x in g], "step_time_p50"),
+        "step_time_ms_p50_b": per_run.values([x.result for x in r], "step_time_p50"),
+        "compile_time_s_a": [x.result.timing.compile_time_s for x in g if x.result.timing],
+        "compile_time_s_b": [x.result.timing.compile_time_s for x in r if x.result.timing],
+        "shift": shift.to_dict(),
     }
-    ratio = f"throughput ×{fmt(est.ratio, '.3f')} (95% CI {fmt(est.ci_low, '.3f')}..{fmt(est.ci_high, '.3f')})"
-    p50 = f"p50 {fmt(est.median_b, '.3g')} vs {fmt(est.median_a, '.3g')} ms/step"
-    if not est.changed:
-        return Check(
-            "speed",
-            Verdict.PASS,
-            subject,
-            f"{ratio}, U {fmt_p(est.mannwhitney_p)}: no change outside run-to-run noise (noise {noise:.1%}); {p50}",
-            details,
+    numbers = f"throughput ×{shift.ratio:.3f} ({ci_text(shift)}), {p_text(shift)}, {shift.n_a} vs {shift.n_b} runs"
+    names = subject.split(": ", 1)[-1].split(" vs ")
+    if shift.outcome is Outcome.INCONCLUSIVE:
+        more = more_runs_text(shift, names[0], names[-1])
+        return Check("speed", Verdict.WARN, subject, f"INCONCLUSIVE: {numbers}: {more} ({noise_text(shift)})", details)
+    if shift.outcome is Outcome.NO_CHANGE:
+        summary = (
+            f"{numbers}: no change beyond the noise floor; a {pct(shift.detect, signed=False)} difference "
+            f"would have been seen with 90 % power ({noise_text(shift)})"
         )
-    faster = est.ratio is not None and est.ratio > 1
-    word = "faster" if faster else "slower"
-    if g_device == "gpu" and r_device == "cpu" and not faster:
-        return Check(
-            "speed",
-            Verdict.WARN,
-            subject,
-            f"GPU path slower than CPU path: {ratio}, U {fmt_p(est.mannwhitney_p)}; {p50}",
-            details,
-        )
-    if r_device == "gpu" and g_device == "cpu" and faster:
-        return Check(
-            "speed",
-            Verdict.WARN,
-            subject,
-            f"GPU path slower than CPU path: CPU {ratio}, U {fmt_p(est.mannwhitney_p)}; {p50}",
-            details,
-        )
-    return Check("speed", Verdict.PASS, subject, f"{ratio}, U {fmt_p(est.mannwhitney_p)}: {word}; {p50}", details)
+        return Check("speed", Verdict.PASS, subject, summary, details)
+    faster = shift.outcome is Outcome.HIGHER
+    gpu_slower = (g_device == "gpu" and r_device == "cpu" and not faster) or (
+        r_device == "gpu" and g_device == "cpu" and faster
+    )
+    if gpu_slower:
+        return Check("speed", Verdict.WARN, subject, f"GPU path slower than CPU path: {numbers}", details)
+    return Check("speed", Verdict.PASS, subject, f"{numbers}: {'faster' if faster else 'slower'}", details)
 
 
-def check_memory(subject: str, g: list[Run], r: list[Run]) -> Check | None:
-    mg = [x.result.memory.peak_rss_mb for x in g if x.result.memory is not None]
-    mr = [x.result.memory.peak_rss_mb for x in r if x.result.memory is not None]
-    if not mg or not mr:
+def check_memory(subject: str, g: list[Run], r: list[Run], floors: NoiseFloors | None = None) -> Check | None:
+    """Peak RSS (and TF allocator peak) of group ``g`` against ``r``, over runs (Welch t on ln values)."""
+    if not per_run.values([x.result for x in g], "peak_rss") or not per_run.values([x.result for x in r], "peak_rss"):
         return None
-    # A bootstrap over a handful of per-run values is not a CI worth printing: need 5 runs each.
-    est = stats.median_ratio(mg, mr, bootstrap=min(len(mg), len(mr)) >= 5)
-    tf_g = [x.result.memory.tf_peak_mb for x in g if x.result.memory and x.result.memory.tf_peak_mb is not None]
-    tf_r = [x.result.memory.tf_peak_mb for x in r if x.result.memory and x.result.memory.tf_peak_mb is not None]
-    details = {
-        "peak_rss_ratio": est.ratio,
-        "ci_low": est.ci_low,
-        "ci_high": est.ci_high,
-        "mannwhitney_p": est.mannwhitney_p,
-        "changed": est.changed,
-        "peak_rss_mb_a": mg,
-        "peak_rss_mb_b": mr,
-        "tf_peak_mb_a": tf_g,
-        "tf_peak_mb_b": tf_r,
+    n_min = MEMORY_XLA_N_MIN if any(x.spec.path.xla for x in g + r) else MEMORY.n_min
+    rss = _decide("peak_rss", g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
+    tf = _decide("tf_peak", g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
+    low, high = rss.ci_ratio
+    details: dict[str, Any] = {
+        "decision": rss.outcome.value,
+        "peak_rss_ratio": rss.ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": rss.p_value,
+        "changed": rss.outcome in (Outcome.HIGHER, Outcome.LOWER),
+        "peak_rss_mb_a": per_run.values([x.result for x in g], "peak_rss"),
+        "peak_rss_mb_b": per_run.values([x.result for x in r], "peak_rss"),
+        "tf_peak_mb_a": per_run.values([x.result for x in g], "tf_peak"),
+        "tf_peak_mb_b": per_run.values([x.result for x in r], "tf_peak"),
+        "shift": rss.to_dict(),
+        "tf_peak_shift": tf.to_dict() if tf.n else None,
     }
-    ci = (
-        f" (95% CI {fmt(est.ci_low, '.3f')}..{fmt(est.ci_high, '.3f')})"
-        if est.ci_low is not None
-        else f" (no CI: {len(mg)} vs {len(mr)} runs)"
-    )
-    if est.changed:
-        change = "changed"
-    elif min(len(mg), len(mr)) < 4:  # a U test on fewer runs cannot reach p < 0.05
-        change = "too few runs to tell a change from noise (U test needs ≥4 each)"
-    else:
-        change = "no change outside run-to-run noise"
-    return Check(
-        "memory",
-        Verdict.PASS,
-        subject,
-        f"peak RSS ×{fmt(est.ratio, '.3f')}{ci}, median {fmt(est.median_a, '.0f')} vs "
-        f"{fmt(est.median_b, '.0f')} MB: {change}",
-        details,
-    )
+    words = {
+        Outcome.HIGHER: "more memory",
+        Outcome.LOWER: "less memory",
+        Outcome.NO_CHANGE: "no change beyond the noise floor",
+    }
+    text = f"peak RSS ×{rss.ratio:.3f} ({ci_text(rss)}), {p_text(rss)}, {rss.n_a} vs {rss.n_b} runs"
+    if tf.n and tf.ratio is not None:
+        text += f"; TF allocator peak ×{tf.ratio:.3f} ({tf.outcome.value})"
+    if rss.outcome is Outcome.INCONCLUSIVE:
+        names = subject.split(": ", 1)[-1].split(" vs ")
+        more = more_runs_text(rss, names[0], names[-1])
+        return Check("memory", Verdict.WARN, subject, f"INCONCLUSIVE: {text}: {more} ({noise_text(rss)})", details)
+    return Check("memory", Verdict.PASS, subject, f"{text}: {words[rss.outcome]}", details)
 
 
-def check_gpu_memory(subject: str, g: list[Run], r: list[Run]) -> Check | None:
-    """TF's GPU allocator peak (summed over the run's GPUs), compared like peak RSS; None unless both
-    groups ran on GPUs. On a GPU run this is the memory figure: host RSS is then mostly the CUDA context."""
-    mg = [m for x in g if x.result.memory is not None and (m := x.result.memory.gpu_peak_mb) is not None]
-    mr = [m for x in r if x.result.memory is not None and (m := x.result.memory.gpu_peak_mb) is not None]
-    if not mg or not mr:
+def check_gpu_memory(subject: str, g: list[Run], r: list[Run], floors: NoiseFloors | None = None) -> Check | None:
+    """TF's GPU allocator peak (summed over the run's GPUs) of ``g`` against ``r``, decided like peak
+    RSS (Welch t on ln values over runs); None unless both groups measured it (ran on GPUs)."""
+    if not per_run.values([x.result for x in g], "gpu_peak_mem") or not per_run.values(
+        [x.result for x in r], "gpu_peak_mem"
+    ):
         return None
-    est = stats.median_ratio(mg, mr, bootstrap=min(len(mg), len(mr)) >= 5)
-    details = {
-        "gpu_peak_ratio": est.ratio,
-        "ci_low": est.ci_low,
-        "ci_high": est.ci_high,
-        "mannwhitney_p": est.mannwhitney_p,
-        "changed": est.changed,
-        "gpu_peak_mb_a": mg,
-        "gpu_peak_mb_b": mr,
+    n_min = MEMORY_XLA_N_MIN if any(x.spec.path.xla for x in g + r) else MEMORY.n_min
+    gpu = _decide("gpu_peak_mem", g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
+    low, high = gpu.ci_ratio
+    details: dict[str, Any] = {
+        "decision": gpu.outcome.value,
+        "gpu_peak_ratio": gpu.ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": gpu.p_value,
+        "changed": gpu.outcome in (Outcome.HIGHER, Outcome.LOWER),
+        "gpu_peak_mb_a": per_run.values([x.result for x in g], "gpu_peak_mem"),
+        "gpu_peak_mb_b": per_run.values([x.result for x in r], "gpu_peak_mem"),
+        "shift": gpu.to_dict(),
     }
-    ci = (
-        f" (95% CI {fmt(est.ci_low, '.3f')}..{fmt(est.ci_high, '.3f')})"
-        if est.ci_low is not None
-        else f" (no CI: {len(mg)} vs {len(mr)} runs)"
-    )
-    change = "changed" if est.changed else "no change outside run-to-run noise"
-    if not est.changed and min(len(mg), len(mr)) < 4:  # a U test on fewer runs cannot reach p < 0.05
-        change = "too few runs to tell a change from noise (U test needs ≥4 each)"
+    text = f"TF GPU allocator peak ×{gpu.ratio:.3f} ({ci_text(gpu)}), {p_text(gpu)}, {gpu.n_a} vs {gpu.n_b} runs"
+    if gpu.outcome is Outcome.INCONCLUSIVE:
+        names = subject.split(": ", 1)[-1].split(" vs ")
+        more = more_runs_text(gpu, names[0], names[-1])
+        return Check("gpu-memory", Verdict.WARN, subject, f"INCONCLUSIVE: {text}: {more} ({noise_text(gpu)})", details)
+    words = {Outcome.HIGHER: "more GPU memory", Outcome.LOWER: "less GPU memory"}
     return Check(
         "gpu-memory",
         Verdict.PASS,
         subject,
-        f"TF GPU allocator peak ×{fmt(est.ratio, '.3f')}{ci}, median {fmt(est.median_a, '.0f')} vs "
-        f"{fmt(est.median_b, '.0f')} MB: {change}",
+        f"{text}: {words.get(gpu.outcome, 'no change beyond the noise floor')}",
         details,
     )

@@ -10,7 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.analysis.samples import Run, generalization_gap, is_synthetic, steady_step_times_ms
+from harness.analysis import per_run
+from harness.analysis.samples import Run, generalization_gap, is_synthetic
 from harness.analysis.stats import Stat, describe, median, wilson_interval
 
 RowKey = tuple[str, str, str]  # (group label, benchmark, dataset)
@@ -88,18 +89,10 @@ def _row(key: RowKey, runs: list[Run], n_failed: int) -> GroupRow:
 
 
 def _throughput_stat(runs: Sequence[Run]) -> Stat:
-    """Throughput over seeds; a single run gets a CI from the spread of its steady step times."""
-    values = [r.result.timing.steady_throughput_samples_per_s for r in runs if r.result.timing is not None]
-    stat = describe(values)
-    if stat.n != 1 or stat.mean is None:
-        return stat
-    run = next(r for r in runs if r.result.timing is not None and r.result.timing.steady_throughput_samples_per_s)
-    steps = describe(steady_step_times_ms(run.result))
-    if steps.n < 2 or not steps.mean or steps.ci_half is None:
-        return stat
-    # Relative precision of the mean step time carries over to its reciprocal (throughput).
-    rel = steps.ci_half / steps.mean
-    return Stat(1, stat.mean, None, stat.mean / (1 + rel), stat.mean / max(1 - rel, 1e-9), method="steps")
+    """Throughput over runs: one value per run (batch x 1000 / p25 of its steady step times), a
+    Student-t CI over those values. A single run has no interval: its steps are not independent
+    samples of the run-to-run noise (one process can sit in a 2x slower mode throughout)."""
+    return describe(per_run.values([r.result for r in runs], "throughput"))
 
 
 def _accuracy_stat(runs: Sequence[Run]) -> Stat:

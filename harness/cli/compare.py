@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="name of each RESULTS source, in order (default: backend or directory name)",
     )
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _add_regression_arguments(parser)
+
+
+def _add_regression_arguments(parser: argparse.ArgumentParser) -> None:
+    """--baseline and what goes with it: gates, noise floors, confirm."""
     parser.add_argument(
         "--baseline", default=None, metavar="DIR", help="baseline results: report regressions outside run-to-run noise"
     )
@@ -72,41 +77,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "test_accuracy, val_accuracy in pp); default with --baseline: "
         "throughput:-5%% and test_accuracy:-<margin>pp",
     )
+    parser.add_argument(
+        "--noise-floor",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="a noise.json (A/A spread measured with tfparity run --repeats R), repeatable; every noise.json "
+        "under RESULTS and --baseline is used too; speed and memory decisions use sigma = max(observed, floor)",
+    )
+    parser.add_argument(
+        "--confirm",
+        type=types.positive_int,
+        default=None,
+        metavar="N",
+        help="with --baseline: before failing on a speed or memory regression, run N more runs of each "
+        "suspected group with the current code (same backend, interleaved) into a new suite directory next "
+        "to the first RESULTS, and decide on all runs pooled; exit 1 only if the regression persists",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="with --confirm: dataset directory (default: the one the suite recorded)"
+    )
 
 
 def _gate(text: str) -> object:
-    from harness.analysis.regress import parse_gate
+    from harness.analysis.gates import parse_gate
 
     return types.from_parser(parse_gate)(text)
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.analysis.checks import Comparison
     from harness.analysis.compare import Tolerances, compare_results
-    from harness.analysis.regress import check_unique
+    from harness.analysis.gates import check_unique
+    from harness.analysis.noise import load_noise, noise_files
     from harness.cli.sources import load_baseline, load_sources
     from harness.errors import CompareError
     from harness.render.text import comparison_json, comparison_text
+    from harness.store.results import RunResult
 
     if args.gate and not args.baseline:
         raise CompareError("--gate needs --baseline DIR (the results to compare against)")
     if args.allow_hardware_change and not args.baseline:
         raise CompareError("--allow-hardware-change needs --baseline DIR (the results to compare against)")
+    if args.confirm and not args.baseline:
+        raise CompareError("--confirm needs --baseline DIR: it re-runs suspected regressions against a baseline")
     gates = check_unique(args.gate) if args.gate else None
     results, sources = load_sources(args.results, args.label)
     baseline = baseline_sources = None
     if args.baseline:
         baseline, baseline_sources = load_baseline(args.baseline, sources)
-    comparison = compare_results(
-        results,
-        reference=args.reference,
-        sources=sources,
-        tolerances=Tolerances(
-            margin_pp=args.margin_pp, curve_tol_pp=args.curve_tol_pp, replica_loss_tol_rel=args.replica_loss_tol
-        ),
-        baseline=baseline,
-        baseline_sources=baseline_sources,
-        gates=gates,
-        allow_hardware_change=args.allow_hardware_change,
-    )
+    floors = load_noise(
+        [*(f for t in [*args.results, *([args.baseline] if args.baseline else [])] for f in noise_files(t)),
+         *(args.noise_floor or [])]
+    )  # fmt: skip
+
+    def decide(current: list[RunResult], current_sources: list[str]) -> Comparison:
+        return compare_results(
+            current,
+            reference=args.reference,
+            sources=current_sources,
+            tolerances=Tolerances(
+                margin_pp=args.margin_pp, curve_tol_pp=args.curve_tol_pp, replica_loss_tol_rel=args.replica_loss_tol
+            ),
+            baseline=baseline,
+            baseline_sources=baseline_sources,
+            gates=gates,
+            allow_hardware_change=args.allow_hardware_change,
+            floors=floors,
+        )
+
+    comparison = decide(results, sources)
+    if args.confirm:
+        from harness.cli.confirm import confirm
+
+        comparison = confirm(comparison, results, sources, runs=args.confirm, targets=args.results,
+                             data_dir=args.data_dir, decide=decide)  # fmt: skip
     print(comparison_json(comparison) if args.json else comparison_text(comparison), end="")
     return 1 if comparison.verdict.value == "FAIL" else 0

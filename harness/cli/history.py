@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from harness.errors import HistoryError
 
 if TYPE_CHECKING:
+    from harness.analysis.changepoints import SeriesScan
     from harness.analysis.history import History, TrendRow
 
 HELP = "trends over a history directory of nightly results"
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Archive (optional), then print the trend table or the newest entry; write OUT if asked."""
+    """Archive (optional), then print the trend table (change points marked) or the newest entry; write OUT if asked."""
+    from harness.analysis.changepoints import scan
     from harness.analysis.history import add_entry, latest_entry, load_history, trend_rows
     from harness.render.text import history_text
 
@@ -70,16 +72,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     history = load_history(args.history_dir)
     rows = trend_rows(history)
-    print(history_text(history, rows))
+    scans = scan(history)
+    print(history_text(history, rows, scans))
     if args.output:
-        for path in _write_pages(history, rows, args.output):
+        for path in _write_pages(history, rows, scans, args.output):
             print(path)
     return 0
 
 
-def _write_pages(history: History, rows: list[TrendRow], output: str) -> list[Path]:
+def _write_pages(history: History, rows: list[TrendRow], scans: list[SeriesScan], output: str) -> list[Path]:
     from harness.cli.report import PLOTS_DIR, prepare_output_dir, write_files
     from harness.render import plots
+    from harness.render.changes import change_points_table, scan_note
     from harness.render.figures import trend_series
     from harness.render.html import history_html
     from harness.render.markdown import history_markdown
@@ -87,13 +91,17 @@ def _write_pages(history: History, rows: list[TrendRow], output: str) -> list[Pa
 
     out = prepare_output_dir(output)
     png = plots.trend_png(trend_series(history))
-    table = history_table(rows)
+    table = history_table(rows, scans)
+    changes = change_points_table(scans)
+    note = scan_note(scans)
+    changes_md = [note, "", *changes.markdown(), ""] if changes.rows else [note, ""]
+    md = history_markdown(history, table.markdown(), f"{PLOTS_DIR}/trend.png", changes_md)
     written = write_files(
         out,
         {
             f"{PLOTS_DIR}/trend.png": png,
-            "history.md": history_markdown(history, table.markdown(), f"{PLOTS_DIR}/trend.png").encode("utf-8"),
-            "history.html": history_html(history, table, png).encode("utf-8"),
+            "history.md": md.encode("utf-8"),
+            "history.html": history_html(history, table, png, changes, note).encode("utf-8"),
         },
     )
     return [written["history.md"], written["history.html"]]

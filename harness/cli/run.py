@@ -87,6 +87,14 @@ def _hyperparameters(hp: Group) -> None:
     seeds = hp.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=types.non_negative_int, help="one seed (default 0)")
     seeds.add_argument("--seeds", type=types.positive_int, metavar="N", help="repeat with seeds 0..N-1")
+    hp.add_argument(
+        "--repeats",
+        type=types.positive_int,
+        default=1,
+        metavar="R",
+        help="run every spec R times, each in a fresh process, interleaved (all specs, then all again, ...); "
+        "with R >= 2 the suite's A/A spread is written to noise.json (the noise floor compare uses)",
+    )
 
 
 def _path(path: Group) -> None:
@@ -152,7 +160,15 @@ def _where(ex: Group) -> None:
         metavar="IDS",
         help="docker --device gpu: the GPU ids each container gets, e.g. 0 or 0,1 (default 0: one GPU per run)",
     )
-    ex.add_argument("--inject-fault", choices=names.FAULTS, help=argparse.SUPPRESS)
+    # test-only: one of names.FAULTS, "slow:F" with a fraction (harness.spec.run_spec.parse_fault)
+    ex.add_argument("--inject-fault", type=types.from_parser(_fault), help=argparse.SUPPRESS)
+
+
+def _fault(text: str) -> str:
+    from harness.spec.run_spec import parse_fault
+
+    parse_fault(text)
+    return text
 
 
 def _gpu_ids(text: str) -> str:
@@ -222,7 +238,12 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
         suite = SuiteSpec("run", tuple(dict.fromkeys(args.model)))
     seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
     replicas = list(dict.fromkeys(args.replicas or []))
-    return suite.expand(base, seeds, datasets, replicas), suite.name
+    return with_repeats(suite.expand(base, seeds, datasets, replicas), args.repeats), suite.name
+
+
+def with_repeats(specs: list[RunSpec], repeats: int) -> list[RunSpec]:
+    """Every spec ``repeats`` times, interleaved: A B A B ..., never all A then all B (drift hits all alike)."""
+    return [spec.replace(repeat=r) for r in range(repeats) for spec in specs]
 
 
 def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[str, str]:
@@ -326,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.store.protocol import signal_name
 
     if args.resume:
+        if args.repeats != 1:
+            raise ConfigError("--resume takes the plan (repeats included) from the suite directory; drop --repeats")
         specs, out_dir = _resume_plan(args)
     else:
         if args.retry_failed:
@@ -359,5 +382,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"tfparity: error: {exc}", file=sys.stderr)
         return EXIT_SUITE_STOPPED
     print(run_summary(results))
+    if any(spec.repeat for spec in specs):
+        from harness.analysis.noise import write_noise
+
+        noise = write_noise(out_dir, results)
+        if noise is not None:
+            print(f"noise floor (A/A spread of the repeats): {noise}")
     print(f"\nresults: {out_dir}")
     return EXIT_RUNS_FAILED if any(not r.ok for r in results) else 0

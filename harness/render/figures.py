@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from harness.analysis.changepoints import scan
 from harness.analysis.history import History, TrendRow, parse_utc, trend_rows
 from harness.analysis.samples import Run, is_synthetic, steady_step_times_ms
 from harness.analysis.summary import GroupRow, train_groups
@@ -61,8 +63,9 @@ def _throughput_figure(rows: Sequence[GroupRow], label: Label) -> Figure:
                       low=row.throughput.ci_low, high=row.throughput.ci_high, synthetic=row.synthetic, group=row.group)
             for row in rows]  # fmt: skip
     return Figure("throughput", "Throughput per path",
-                  "Steady-state training throughput (warm-up excluded); error bars are 95 % confidence "
-                  "intervals over seeds (or over steady steps for a single run).",
+                  "Steady-state training throughput (warm-up excluded), one value per run (batch × 1000 / "
+                  "the lower quartile of its steady step times); error bars are 95 % confidence intervals "
+                  "over runs (none for a single run).",
                   plots.throughput_png(bars))  # fmt: skip
 
 
@@ -85,16 +88,25 @@ def _memory_figure(rows: Sequence[GroupRow], label: Label) -> Figure:
 
 
 def trend_series(history: History) -> list[plots.TrendSeries]:
-    """The trend rows of a history as one plot series per series name."""
+    """The trend rows of a history as one plot series per series name, with its change points."""
     by_series: dict[str, list[TrendRow]] = {}
     for row in trend_rows(history):
         by_series.setdefault(row.series, []).append(row)
+    panel = {"throughput": "throughput", "peak_rss": "peak_rss", "accuracy_delta": "test_accuracy"}
+    changes: dict[str, list[tuple[str, dt.datetime]]] = {}
+    for found in scan(history):
+        for cp in found.change_points:
+            if cp.metric in panel:
+                name = cp.series.split(" − ")[0] if cp.metric == "accuracy_delta" else cp.series
+                changes.setdefault(name, []).append((panel[cp.metric], parse_utc(cp.time_utc)))
     return [
         plots.TrendSeries(
             label=name + (" [synthetic data]" if any(r.synthetic for r in rs) else ""),
             times=[parse_utc(r.time_utc) for r in rs],
             throughput_samples_per_s=[r.throughput_samples_per_s for r in rs],
             test_accuracy=[r.test_accuracy for r in rs],
+            peak_rss_mb=[r.peak_rss_mb for r in rs],
+            changes=changes.get(name, []),
         )
         for name, rs in sorted(by_series.items())
     ]
@@ -104,7 +116,8 @@ def trend_figure(history: History) -> Figure:
     return Figure(
         "trend",
         "Trend over nightly runs",
-        "Per path and model: steady throughput (median over seeds) and test accuracy "
-        "(mean over seeds) of each history entry.",
+        "Per path and model: steady throughput and peak RSS (medians over runs) and test accuracy "
+        "(mean over seeds) of each history entry; dotted lines mark change points (the first night of a "
+        "new level of throughput, memory or the accuracy difference to cpu-fp32).",
         plots.trend_png(trend_series(history)),
     )

@@ -16,6 +16,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from harness.analysis.history import History
+from harness.render.changes import change_points_table, scan_note
 from harness.render.report import (
     TABLE_NOTES,
     Report,
@@ -65,7 +66,9 @@ def report_html(report: Report) -> str:
         "claims": claims_table(report.claims),
         "plots": [f for f in report.figures if f.name != "trend"],
         "trend": report.figure("trend"),
-        "history_rows": history_table(report.history_rows),
+        "history_rows": history_table(report.history_rows, report.history_scans),
+        "history_changes": change_points_table(report.history_scans),
+        "history_note": scan_note(report.history_scans) if report.history_scans else "",
         "failed": failed_table(report.failed),
         "scaling": scaling_table(report.scaling),
         "scaling_note": SCALING_NOTE,
@@ -73,6 +76,10 @@ def report_html(report: Report) -> str:
     return _env().get_template("report.html.j2").render(**context)
 
 
-def history_html(history: History, table: Table, trend_png: bytes) -> str:
+def history_html(history: History, table: Table, trend_png: bytes, changes: Table | None = None, note: str = "") -> str:
     # The table goes in as ``rows``: a context variable named ``table`` would shadow the template's table macro.
-    return _env().get_template("history.html.j2").render(history=history, rows=table, trend_png=trend_png)
+    return (
+        _env()
+        .get_template("history.html.j2")
+        .render(history=history, rows=table, trend_png=trend_png, changes=changes, note=note)
+    )

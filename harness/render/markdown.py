@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from harness.analysis.history import History
+from harness.render.changes import change_points_table, scan_note
 from harness.render.report import (
     TABLE_NOTES,
     Report,
@@ -73,7 +76,11 @@ def _history_section(report: Report, images: dict[str, str]) -> list[str]:
     if trend is not None and "trend" in images:
         out += [f"![{trend.title}]({images['trend']})", "", f"_{trend.caption}_", ""]
     if report.history_rows:
-        out += [*history_table(report.history_rows).markdown(), ""]
+        out += [*history_table(report.history_rows, report.history_scans).markdown(), ""]
+    if report.history_scans:
+        out += [scan_note(report.history_scans), ""]
+        changes = change_points_table(report.history_scans)
+        out += [*changes.markdown(), ""] if changes.rows else []
     out += [f"- skipped `{name}`: {why}" for name, why in hist.skipped]
     return out + ([""] if hist.skipped else [])
 
@@ -83,8 +90,8 @@ def _entries(history: History) -> str:
     return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
-def history_markdown(history: History, rows_md: list[str], trend_path: str) -> str:
-    """``history.md``: the trend plot and the table of every entry x series."""
+def history_markdown(history: History, rows_md: list[str], trend_path: str, changes_md: Sequence[str] = ()) -> str:
+    """``history.md``: the trend plot, the table of every entry x series, the change points."""
     out = [
         f"# tfparity history: {history.root}",
         "",
@@ -94,6 +101,7 @@ def history_markdown(history: History, rows_md: list[str], trend_path: str) -> s
         "",
         *rows_md,
         "",
+        *changes_md,
     ]
     out += [f"- skipped {name}: {why}" for name, why in history.skipped]
     return "\n".join(out) + "\n"

@@ -88,6 +88,9 @@ class TrendSeries:
     throughput_samples_per_s: list[float | None]
     test_accuracy: list[float | None]
     meta: dict[str, Any] = field(default_factory=dict)
+    peak_rss_mb: list[float | None] = field(default_factory=list)
+    # change points: (panel "throughput" | "peak_rss" | "test_accuracy", first night of the new level)
+    changes: list[tuple[str, _dt.datetime]] = field(default_factory=list)
 
 
 def new_figure(width_in: float, height_in: float) -> Any:
@@ -278,44 +281,56 @@ def memory_figure(bars: Sequence[MemoryBar]) -> Any:
 
 
 def trend_figure(series: Sequence[TrendSeries]) -> Any:
-    """Throughput and test accuracy per path over history entries (two stacked panels, shared x)."""
+    """Throughput, peak RSS and test accuracy per path over history entries (stacked panels, shared x);
+    a dotted vertical line in the series' colour marks each change point (the first night of a new level)."""
     series = [s for s in series if s.times]
     if not series:
         return empty_figure("No history entries with successful runs: no trend to draw.")
     import matplotlib.dates as mdates
+    from matplotlib.lines import Line2D
 
-    fig = new_figure(8.0, 5.6 + 0.18 * len(series))
-    ax_t, ax_a = fig.subplots(2, 1, sharex=True)
-    for ax in (ax_t, ax_a):
+    fig = new_figure(8.0, 7.4 + 0.18 * len(series))
+    axes = dict(zip(("throughput", "peak_rss", "test_accuracy"), fig.subplots(3, 1, sharex=True), strict=True))
+    for ax in axes.values():
         style_axes(ax)
     for i, s in enumerate(series):
-        style = {
-            "color": PALETTE[i % len(PALETTE)],
-            "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": LINESTYLES[i % len(LINESTYLES)],
-            "linewidth": 1.5,
-            "markersize": 5,
-        }
-        pts_t = [(t, v) for t, v in zip(s.times, s.throughput_samples_per_s, strict=True) if v is not None]
-        pts_a = [(t, v) for t, v in zip(s.times, s.test_accuracy, strict=True) if v is not None]
-        if pts_t:
-            ax_t.plot([p[0] for p in pts_t], [p[1] for p in pts_t], label=s.label, **style)
-        if pts_a:
-            ax_a.plot([p[0] for p in pts_a], [p[1] for p in pts_a], label=s.label, **style)
-    ax_t.set_ylabel("steady throughput\n(samples/s)", fontsize=9)
-    ax_a.set_ylabel("test accuracy\n(fraction, mean over seeds)", fontsize=9)
-    ax_a.set_xlabel("nightly run (UTC)", fontsize=9)
-    ax_t.set_ylim(bottom=0)
-    thousands(ax_t.yaxis)
+        _trend_lines(axes, s, {
+            "color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)], "linewidth": 1.5, "markersize": 5,
+        })  # fmt: skip
+    axes["throughput"].set_ylabel("steady throughput\n(samples/s)", fontsize=9)
+    axes["peak_rss"].set_ylabel("peak RSS\n(MB, median over runs)", fontsize=9)
+    axes["test_accuracy"].set_ylabel("test accuracy\n(fraction, mean over seeds)", fontsize=9)
+    axes["test_accuracy"].set_xlabel("nightly run (UTC)", fontsize=9)
+    axes["throughput"].set_ylim(bottom=0)
+    thousands(axes["throughput"].yaxis)
+    thousands(axes["peak_rss"].yaxis)
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
-    ax_a.xaxis.set_major_locator(locator)
-    ax_a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax_t.set_title("Trend over nightly runs", fontsize=10)
-    handles, labels = ax_t.get_legend_handles_labels()
-    if not handles:
-        handles, labels = ax_a.get_legend_handles_labels()
+    axes["test_accuracy"].xaxis.set_major_locator(locator)
+    axes["test_accuracy"].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    axes["throughput"].set_title("Trend over nightly runs", fontsize=10)
+    handles, labels = [], []
+    for ax in axes.values():
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if any(s.changes for s in series):
+        handles.append(Line2D([], [], color="0.3", linestyle=":", linewidth=1.2))
+        labels.append("change point (first night of a new level)")
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize=8, frameon=False)
     return fig
+
+
+def _trend_lines(axes: dict[str, Any], s: TrendSeries, style: dict[str, Any]) -> None:
+    """One series' points on each panel, and its change points as dotted vertical lines."""
+    columns = {"throughput": s.throughput_samples_per_s, "peak_rss": s.peak_rss_mb, "test_accuracy": s.test_accuracy}
+    for panel, values in columns.items():
+        pts = [(t, v) for t, v in zip(s.times, values, strict=False) if v is not None]
+        if pts:
+            axes[panel].plot([p[0] for p in pts], [p[1] for p in pts], label=s.label, **style)
+    for panel, when in s.changes:
+        axes[panel].axvline(when, color=style["color"], linestyle=":", linewidth=1.2)
 
 
 def throughput_png(bars: Sequence[Bar]) -> bytes:

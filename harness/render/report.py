@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from harness.analysis.changepoints import SeriesScan, scan
 from harness.analysis.checks import Check, Comparison, Verdict
 from harness.analysis.claims import (
     FAILS,
@@ -26,6 +27,7 @@ from harness.analysis.samples import Run, label_runs
 from harness.analysis.scaling import ScalingRow, scaling_rows
 from harness.analysis.stats import Stat
 from harness.analysis.summary import GroupRow, group_rows
+from harness.render.changes import shifts_by_row
 from harness.render.figures import Figure, figures
 from harness.render.provenance import provenance_table
 from harness.render.table import Cell, Table
@@ -33,9 +35,10 @@ from harness.store.results import RunResult
 from harness.timeutil import utc_now
 
 TABLE_NOTES = (
-    "CI over seeds (Student t). † single run: CI from the spread of its steady step times. "
-    "‡ single run: Wilson interval over the test set. Gap = train − validation accuracy at the "
-    "last epoch. Compile time, step p50 and memory are medians over seeds."
+    "CI over seeds (Student t). ‡ single run: Wilson interval over the test set. Throughput: one value "
+    "per run (batch × 1000 / the lower quartile of its steady step times, the value speed verdicts use), "
+    "mean and Student-t CI over runs; a single run has no interval (its steps are not independent samples). "
+    "Gap = train − validation accuracy at the last epoch. Compile time, step p50 and memory are medians over seeds."
 )
 
 
@@ -57,6 +60,7 @@ class Report:
     history: History | None = None
     history_rows: list[TrendRow] = field(default_factory=list)
     scaling: list[ScalingRow] = field(default_factory=list)  # empty unless some run had replicas
+    history_scans: list[SeriesScan] = field(default_factory=list)  # change points per series and metric
 
     @property
     def verdict(self) -> str:
@@ -97,6 +101,7 @@ def build_report(
         history=history,
         history_rows=trend_rows(history) if history is not None else [],
         scaling=scaling_rows(runs),
+        history_scans=scan(history) if history is not None else [],
     )
     if with_figures:
         report.figures = figures(runs, rows, history)
@@ -162,15 +167,15 @@ def checks_table(checks: Sequence[Check]) -> Table:
 
 
 def pm(stat: Stat, digits: int, thousands: bool = False) -> str:
-    """``mean ± CI half-width`` with the CI method's mark (``†`` steps, ``‡`` Wilson)."""
+    """``mean ± CI half-width`` with the CI method's mark (``‡`` Wilson)."""
     if stat.mean is None:
         return "n/a"
     f = f"{{:,.{digits}f}}" if thousands else f"{{:.{digits}f}}"
     text = f.format(stat.mean)
     if stat.ci_half is not None:
         text += " ± " + f.format(stat.ci_half)
-        if stat.method != "t":
-            text += " †" if stat.method == "steps" else " ‡"
+        if stat.method == "wilson":
+            text += " ‡"
     return text
 
 
@@ -261,9 +266,12 @@ def failed_table(failed: Sequence[Run]) -> Table:
     )
 
 
-def history_table(rows: Sequence[TrendRow]) -> Table:
+def history_table(rows: Sequence[TrendRow], scans: Sequence[SeriesScan] = ()) -> Table:
+    """Every entry x series; the last column marks the change points that start at that night."""
+    marks = shifts_by_row(scans)
     return Table(
-        ["entry", "time (UTC)", "series", "runs", "steady throughput (samples/s)", "test accuracy"],
+        ["entry", "time (UTC)", "series", "runs", "steady throughput (samples/s)", "peak RSS (MB)", "test accuracy",
+         "change point"],
         [
             [
                 r.entry,
@@ -271,12 +279,14 @@ def history_table(rows: Sequence[TrendRow]) -> Table:
                 Cell(r.series, tag=SYNTHETIC_TAG if r.synthetic else ""),
                 str(r.n_ok) + (f" (+{r.n_failed} failed)" if r.n_failed else ""),
                 "n/a" if r.throughput_samples_per_s is None else f"{r.throughput_samples_per_s:,.0f}",
+                "n/a" if r.peak_rss_mb is None else f"{r.peak_rss_mb:,.0f}",
                 num(r.test_accuracy, 4),
+                Cell(marks.get((r.entry, r.series), ""), css="shift"),
             ]
             for r in rows
         ],
-        numeric=frozenset({3, 4, 5}),
-    )
+        numeric=frozenset({3, 4, 5, 6}),
+    )  # fmt: skip
 
 
 def first_line(text: str | None, limit: int = 200) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.analysis.changepoints import SeriesScan
 from harness.analysis.checks import Comparison, fmt
 from harness.analysis.claims import FAILS, UNMEASURABLE, seed_claims
 from harness.analysis.hardware import gpu_summary
@@ -14,6 +15,7 @@ from harness.analysis.history import History, TrendRow
 from harness.analysis.samples import label_runs
 from harness.analysis.stats import Stat
 from harness.analysis.summary import group_rows
+from harness.render.changes import change_points_table, scan_note
 from harness.render.report import history_table, holds_text
 from harness.render.table import Table
 from harness.store.jsonio import dumps
@@ -135,14 +137,19 @@ def comparison_json(comparison: Comparison) -> str:
     return dumps(comparison.to_dict())
 
 
-def history_text(history: History, rows: Sequence[TrendRow]) -> str:
-    """A plain-text trend table for the terminal."""
+def history_text(history: History, rows: Sequence[TrendRow], scans: Sequence[SeriesScan] = ()) -> str:
+    """A plain-text trend table for the terminal, change points marked, then listed."""
     lines = [
         f"history {history.root}: {len(history.entries)} entries"
         + (f", {len(history.skipped)} skipped" if history.skipped else "")
     ]
     if rows:
-        lines.append(history_table(rows).text())
+        lines.append(history_table(rows, scans).text())
+    if scans:
+        lines += ["", scan_note(scans)]
+        changes = change_points_table(scans)
+        if changes.rows:
+            lines.append(changes.text())
     lines += [f"skipped {name}: {why}" for name, why in history.skipped]
     return "\n".join(lines)
 

@@ -16,7 +16,10 @@ INPUTS = ("tfdata", "numpy")
 LOOPS = ("fit", "compiled")  # keras Model.fit, or the worker's compiled multi-step loop (fastloop)
 MODES = ("train", "probe")
 BACKENDS = ("local", "docker")
-FAULTS = ("raise", "crash", "nan", "oom")  # test-only fault injection (hidden --inject-fault)
+# Test-only fault injection (hidden --inject-fault). "slow" takes a fraction: "slow:0.15" sleeps 15 % of
+# each step's own time after it (harness.worker.callbacks), for the gate calibration's A/B campaigns.
+FAULTS = ("raise", "crash", "nan", "oom", "slow")
+SLOW_FAULT_MAX = 10.0  # "slow:F" with 0 < F <= 10
 
 # The seed experiment's models (the worker builds them: harness.worker.models).
 BENCHMARKS: dict[str, str] = {

@@ -125,8 +125,11 @@ class RunSpec:
     max_train_samples: int | None = None
     mode: str = "train"
     suite: str = "adhoc"
-    # Fault injection for tests of the failure path: None or one of names.FAULTS.
+    # Fault injection for tests of the failure path: None, one of names.FAULTS, or "slow:<fraction>".
     inject_fault: str | None = None
+    # Index of an identical repeat of this spec (tfparity run --repeats R): 0..R-1. Changes run_id only;
+    # repeats in fresh processes measure the run-to-run (A/A) noise of speed and memory.
+    repeat: int = 0
 
     def __post_init__(self) -> None:
         one_of("benchmark", self.benchmark, tuple(names.BENCHMARKS))
@@ -159,7 +162,8 @@ class RunSpec:
         self._check_replicas()
         safe_name("suite", self.suite)
         if self.inject_fault is not None:
-            one_of("inject_fault", self.inject_fault, names.FAULTS)
+            parse_fault(self.inject_fault)
+        int_at_least("repeat", self.repeat, 0)
 
     def _check_replicas(self) -> None:
         """The combinations with replicas that TensorFlow/Keras cannot run, refused before anything starts."""
@@ -240,10 +244,13 @@ class RunSpec:
     def run_id(self) -> str:
         """Stable id: readable prefix plus a short hash of the full spec (file-name safe)."""
         digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{self.benchmark}-{self.dataset}-{self.path.name}-s{self.seed}-{digest}"
+        repeat = f"-r{self.repeat}" if self.repeat else ""
+        return f"{self.benchmark}-{self.dataset}-{self.path.name}-s{self.seed}{repeat}-{digest}"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if not self.repeat:
+            del data["repeat"]  # repeat 0 is every spec written before repeats existed: same run_id
         data["spec_version"] = SPEC_VERSION
         return data
 
@@ -265,6 +272,27 @@ class RunSpec:
 
     def replace(self, **changes: Any) -> RunSpec:
         return dataclasses.replace(self, **changes)
+
+
+def parse_fault(text: str) -> tuple[str, float | None]:
+    """``(kind, fraction)`` of an ``inject_fault`` value: a name of names.FAULTS, "slow" with a fraction."""
+    if not isinstance(text, str):
+        raise ConfigError(f"inject_fault must be a string, got {text!r}")
+    kind, sep, arg = text.partition(":")
+    if kind == "slow":
+        try:
+            fraction = float(arg) if sep else float("nan")
+        except ValueError:
+            fraction = float("nan")
+        if not 0 < fraction <= names.SLOW_FAULT_MAX:  # NaN fails too
+            raise ConfigError(
+                f"inject_fault 'slow' needs a fraction in (0, {names.SLOW_FAULT_MAX:g}], e.g. 'slow:0.15'; got {text!r}"
+            )
+        return kind, fraction
+    if sep:
+        raise ConfigError(f"inject_fault {kind!r} takes no argument, got {text!r}")
+    one_of("inject_fault", text, names.FAULTS)
+    return kind, None
 
 
 def _from_dict(cls: type, data: Any, what: str) -> Any:

@@ -367,7 +367,7 @@ def result_files(target: str | os.PathLike[str]) -> list[Path]:
     )
 
 
-MANIFEST_NAMES = ("suite.json", "compare.json", "summary.json")
+MANIFEST_NAMES = ("suite.json", "compare.json", "summary.json", "noise.json")
 
 
 def load_results(targets: list[str | os.PathLike[str]]) -> list[RunResult]:

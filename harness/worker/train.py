@@ -53,8 +53,9 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
         reset_memory_stats(tf, name)
     record = StepRecord()
     callbacks = [make_step_timer(record), progress_callback(spec, started)]
-    if spec.inject_fault:
-        callbacks.append(fault_callback(spec))
+    fault = fault_callback(spec) if spec.inject_fault else None
+    if fault is not None:
+        callbacks.append(fault)
     place = distribute.placement(tf, spec, device)
     batch = spec.global_batch_size
     with sampler_for(spec.path.device) as telemetry, place.scope():
@@ -89,6 +90,8 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
         "evidence": ran,
         "environment": environment.collect(tf),
         "telemetry": telemetry.telemetry(),
+        # what an injected slowdown (test-only) actually applied, measured in this process
+        "extra": {"injected_slowdown": fault.summary()} if fault is not None and hasattr(fault, "summary") else {},
     }
 
 

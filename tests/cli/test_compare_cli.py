@@ -69,7 +69,9 @@ def test_cli_one_directory_with_local_and_docker_results(tmp_path: Path, capsys:
     assert _cli([str(mixed), "--json"]) == 0
     data = _json(capsys)
     assert sorted(data["groups"]) == ["docker:cpu-fp32", "local:cpu-fp32"]
-    assert data["verdict"] == "PASS"
+    # Rule changed: one run per side cannot decide speed or memory (WARN, INCONCLUSIVE); all else passes.
+    assert data["verdict"] == "WARN"
+    assert {c["name"] for c in data["checks"] if c["verdict"] != "PASS"} == {"speed", "memory"}
 
 
 def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,9 +131,10 @@ def test_cli_with_one_group_warns_that_nothing_was_compared(tmp_path: Path, caps
 
 
 def test_cli_baseline_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = str(write(_runs([2.5, 2.51, 2.49]), tmp_path / "base"))
-    same = str(write(_runs([2.5, 2.51, 2.49], rng_offset=1), tmp_path / "same"))
-    slow = str(write(_runs([2.5 * 1.09, 2.51 * 1.09, 2.49 * 1.09], rng_offset=1), tmp_path / "slow"))
+    # Rule changed: a speed regression needs 4 runs per side (the run is the unit), so 4 seeds each.
+    base = str(write(_runs([2.5, 2.51, 2.49, 2.5]), tmp_path / "base"))
+    same = str(write(_runs([2.5, 2.51, 2.49, 2.5], rng_offset=1), tmp_path / "same"))
+    slow = str(write(_runs([2.5 * 1.09, 2.51 * 1.09, 2.49 * 1.09, 2.5 * 1.09], rng_offset=1), tmp_path / "slow"))
     gates = ["--gate", "throughput:-5%", "--gate", "test_accuracy:-0.5pp"]
 
     def regressions() -> dict[str, bool]:
@@ -169,3 +172,39 @@ def test_baseline_on_other_gpu_hardware_is_one_line_exit_2_unless_allowed(tmp_pa
     assert "GPU hardware differs" in (tmp_path / "report" / "report.md").read_text()
     proc = tfparity("compare", str(now), "--allow-hardware-change")
     assert proc.returncode == 2 and "--allow-hardware-change needs --baseline" in proc.stderr
+
+
+def test_cli_noise_floors_from_results_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A noise.json under the baseline (or given with --noise-floor) sets the speed decision's sigma floor."""
+    from harness.analysis.noise import write_noise
+
+    base = [result("baseline", path=CPU, seed=0, repeat=r, step_ms=ms, step_sd_frac=0.0)
+            for r, ms in enumerate((2.5, 3.1, 2.2, 2.9, 2.6))]  # fmt: skip
+    cur = [result("baseline", path=CPU, seed=0, repeat=r, step_ms=2.5, rng_seed=r) for r in range(5)]
+    write(base, tmp_path / "base")
+    write(cur, tmp_path / "cur")
+    floor_file = write_noise(tmp_path / "base", base)
+    assert (
+        _cli([str(tmp_path / "cur"), "--baseline", str(tmp_path / "base"), "--gate", "throughput:-5%", "--json"]) == 0
+    )
+    (check,) = [c for c in _json(capsys)["checks"] if c["name"] == "regression"]
+    shift = check["details"]["shift"]
+    assert shift["floor_source"] == str(floor_file) and shift["sigma_floor"] > 0.1
+    assert check["verdict"] == "WARN" and check["details"]["decision"] == "inconclusive"  # 5 runs: not enough
+    # The same floor given explicitly, from elsewhere.
+    moved = tmp_path / "calibration.json"
+    floor_file.rename(moved)
+    assert (
+        _cli([str(tmp_path / "cur"), "--baseline", str(tmp_path / "base"), "--noise-floor", str(moved), "--json"]) == 0
+    )
+    (check,) = [c for c in _json(capsys)["checks"] if c["details"].get("metric") == "throughput"]
+    assert check["details"]["shift"]["floor_source"] == str(moved)
+    moved.write_text("{}")
+    with pytest.raises(UserError, match="is not a tfparity noise floor file"):
+        _cli([str(tmp_path / "cur"), "--noise-floor", str(moved)])
+
+
+def test_cli_confirm_needs_a_baseline(tmp_path: Path) -> None:
+    r = str(write([result(seed=0)], tmp_path / "r"))
+    with pytest.raises(UserError, match="--confirm needs --baseline"):
+        _cli([r, "--confirm", "3"])

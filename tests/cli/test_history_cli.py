@@ -6,10 +6,11 @@ import base64
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.analysis import history
-from tests.factories import night, png_size
+from tests.factories import CPU, XLA, night, png_size, result, write
 from tests.helpers import tfparity
 
 
@@ -28,7 +29,9 @@ def test_cli_history_prints_the_trend_and_writes_a_page(tmp_path: Path, hist: Pa
     lines = proc.stdout.splitlines()
     assert lines[0] == f"history {hist}: 3 entries"
     row = next(x for x in lines if x.startswith("20261121T021700Z-nightly") and "cpu-fp32 · baseline" in x)
-    assert row.split()[-2:] == ["9,450", "0.9130"]  # median throughput, mean accuracy over the two seeds
+    # median throughput and peak RSS over the runs, mean accuracy over the two seeds; no change point
+    assert row.split()[-3:] == ["9,450", "1,200", "0.9130"]
+    assert "5 series with fewer than 7 nights not analysed (too few nights)" in proc.stdout
     assert lines[-2:] == [str(out / "history.md"), str(out / "history.html")]
     page = (out / "history.html").read_text()
     (src,) = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
@@ -62,3 +65,25 @@ def test_cli_history_user_errors(tmp_path: Path, args: list[str], message: str) 
     assert proc.returncode == 2
     assert proc.stderr.startswith("tfparity: error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert message in proc.stderr
+
+
+def test_cli_history_marks_the_nights_where_a_metric_shifted(tmp_path: Path) -> None:
+    """Ten nights: throughput drops 15 % from night 6, the XLA path's accuracy 2 pp from night 5."""
+    root = tmp_path / "history"
+    noise = np.random.default_rng(5).normal(0.0, 0.01, 10)  # 1 % night-to-night noise
+    for d in range(10):
+        thr = (9000.0 if d < 6 else 7650.0) * float(np.exp(noise[d]))
+        runs = [result("baseline", path=p, seed=s, throughput=(3 * thr if p.xla else thr) + s,
+                       test_acc=(0.89 if p.xla and d >= 5 else 0.91) + 0.001 * s, step_sd_frac=0.0)
+                for p in (CPU, XLA) for s in (0, 1)]  # fmt: skip
+        history.add_entry(root, [str(write(runs, tmp_path / "src" / f"n{d}" / "cpu"))], stamp=f"202611{10 + d}T021700Z")
+    out = tmp_path / "out"
+    proc = tfparity("history", str(root), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    marked = {(line.split()[0], line.split()[2]): line for line in proc.stdout.splitlines() if "−" in line}
+    assert re.search(r"throughput −1[4-6]\.\d %$", marked[("20261116T021700Z-nightly", "cpu-fp32")])
+    assert "test accuracy Δ −2.00 pp" in marked[("20261115T021700Z-nightly", "cpu-fp32-xla")]
+    assert "3 in 5 series scanned" in proc.stdout  # 2 throughput + 1 accuracy delta; memory and cpu-fp32 flat
+    assert (
+        "test accuracy Δ" in (out / "history.md").read_text() and "change point" in (out / "history.html").read_text()
+    )

@@ -130,7 +130,9 @@ def test_report_with_history_has_a_trend_section(tmp_path: Path, hist: Path) -> 
         "cpu-fp32 · baseline",
         "2",
         "8,050",
+        "1,200",
         "0.9060",
+        "",
     ] in md_rows(md)
     page = (out / "report.html").read_text()
     assert '<section id="history">' in page
@@ -139,10 +141,14 @@ def test_report_with_history_has_a_trend_section(tmp_path: Path, hist: Path) -> 
 
 def test_report_baseline_pairs_machines_by_subdirectory(tmp_path: Path, hist: Path) -> None:
     """--baseline with a history entry (cpu/) pairs each current set with the same machine's set."""
-    sets = night(tmp_path / "src", "tonight", 4000.0, 0.91)  # throughput halved: a regression
-    baseline = str(hist / "20261121T021700Z-nightly")
+    # Four runs per side: the fewest from which a speed regression can be decided (README "Statistics").
+    sets = night(tmp_path / "src", "tonight", 4000.0, 0.91, seeds=4)  # throughput halved: a regression
+    entry = history.add_entry(
+        tmp_path / "hist4", night(tmp_path / "src4", "n21", 9400.0, 0.912, seeds=4), stamp="20261121T021700Z"
+    )
+    baseline = str(entry)
     results, labels = load_baseline(baseline, ["cpu", "gpu"])
-    assert set(labels) == {"cpu"} and len(results) == 4
+    assert set(labels) == {"cpu"} and len(results) == 8
     gpu = write([result("baseline", path=GPU)], tmp_path / "src" / "tonight" / "gpu")
     out = tmp_path / "report"
     proc = tfparity("report", *sets, str(gpu), "-o", str(out), "--baseline", baseline)

@@ -200,3 +200,30 @@ def test_resume_with_retry_failed_runs_a_failed_run_again_and_keeps_the_old_resu
     assert result.ok and result.run_id == failed.run_id
     (archived,) = (suite_dir / "attempts").iterdir()
     assert archived.read_bytes() == failed_bytes  # the failed attempt is kept, never deleted
+
+
+def test_repeats_run_interleaved_in_fresh_processes_and_write_the_noise_floor(tmp_path: Path) -> None:
+    proc = tfparity("run", "--model", "baseline", "--model", "batchnorm", "--epochs", "2", "--max-train-samples",
+                    "1000", "--repeats", "2", "--inject-fault", "slow:0.5", "--results-dir", str(tmp_path))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    suite_dir = only_suite_dir(tmp_path)
+    planned = json.loads((suite_dir / "suite.json").read_text())["runs"]
+    assert [(r["benchmark"], r.get("repeat", 0)) for r in planned] == [
+        ("baseline", 0), ("batchnorm", 0), ("baseline", 1), ("batchnorm", 1),  # A B A B, never A A B B
+    ]  # fmt: skip
+    results = load_results([suite_dir])
+    assert len({r.run_id for r in results}) == 4 and all(r.ok for r in results)
+    for r in results:  # the slowdown each worker applied, measured in that worker
+        slowed = r.extra["injected_slowdown"]
+        # Oversleeping is paid back on the next steps; only the last step's cannot be (50 steps here).
+        assert slowed["realized_factor"] == pytest.approx(1.5, abs=0.05)
+        assert slowed["steps_slowed"] == len(r.timing.step_time_ms) - 1  # every step but the first (tracing)
+    floors = json.loads((suite_dir / "noise.json").read_text())["floors"]
+    assert sorted((f["benchmark"], f["runs"]) for f in floors) == [("baseline", 2), ("batchnorm", 2)]
+    assert f"noise floor (A/A spread of the repeats): {suite_dir / 'noise.json'}" in proc.stdout
+
+
+def test_repeats_are_refused_on_resume(tmp_path: Path) -> None:
+    proc = tfparity("run", "--resume", str(tmp_path), "--repeats", "3")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "drop --repeats" in proc.stderr

@@ -37,7 +37,9 @@ def _figure_for_tests(name: str) -> Any:
             plots.MemoryBar(f"{r.group} · {r.benchmark}", r.peak_rss_mb, r.tf_peak_mb, r.tf_device) for r in rows]),
         "trend": lambda: plots.trend_figure([
             plots.TrendSeries(f"cpu-fp32 · model{i}", [T0 + dt.timedelta(days=d) for d in range(5)],
-                              [9000.0 + 100 * d * i for d in range(5)], [0.92 + 0.001 * d for d in range(5)])
+                              [9000.0 + 100 * d * i for d in range(5)], [0.92 + 0.001 * d for d in range(5)],
+                              peak_rss_mb=[1200.0 + 10 * i] * 5,
+                              changes=[("throughput", T0 + dt.timedelta(days=2))] if i == 0 else [])
             for i in range(3)]),
     }  # fmt: skip
     return makers[name]()
@@ -98,3 +100,4 @@ def test_trend_series_follow_the_history_rows() -> None:
     assert series.label == "cpu-fp32 · baseline"
     assert series.times == [T0 + dt.timedelta(days=d) for d in range(3)]
     assert series.throughput_samples_per_s == [pytest.approx(9050.0), pytest.approx(9450.0), pytest.approx(8050.0)]
+    assert series.peak_rss_mb == [1200.0] * 3 and series.changes == []  # 3 nights: too few to scan

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.spec.run_spec import SPEC_VERSION, PathSpec, RunSpec, load_spec
+from harness.spec.run_spec import SPEC_VERSION, PathSpec, RunSpec, load_spec, parse_fault
 
 
 @pytest.mark.parametrize(
@@ -233,3 +233,27 @@ def test_replica_fields_round_trip_and_old_specs_read_as_one_replica() -> None:
         del old[key]
     del old["path"]["replicas"]
     assert RunSpec.from_dict(old) == RunSpec()
+
+
+def test_repeats_change_the_run_id_but_not_the_experiment() -> None:
+    spec = RunSpec(benchmark="baseline", seed=3)
+    again = spec.replace(repeat=2)
+    assert again.run_id.startswith("baseline-mnist-5k-cpu-fp32-s3-r2-") and again.run_id != spec.run_id
+    assert again.hyperparameters == spec.hyperparameters and again.execution == spec.execution
+    assert "repeat" not in spec.to_dict()  # repeat 0: the run ids of specs written before repeats existed
+    assert RunSpec.from_dict(again.to_dict()) == again
+    with pytest.raises(ConfigError, match="repeat"):
+        RunSpec(repeat=-1)
+
+
+@pytest.mark.parametrize("fault, parsed", [("raise", ("raise", None)), ("slow:0.15", ("slow", 0.15))])
+def test_faults_parse(fault: str, parsed: tuple[str, float | None]) -> None:
+    assert parse_fault(fault) == parsed
+    assert RunSpec(inject_fault=fault).inject_fault == fault
+
+
+@pytest.mark.parametrize("fault", ["slow", "slow:0", "slow:-1", "slow:nan", "slow:11", "slow:x", "raise:1", "spin"])
+def test_bad_faults_are_quoted(fault: str) -> None:
+    with pytest.raises(ConfigError, match="inject_fault") as exc:
+        RunSpec(inject_fault=fault)
+    assert repr(fault) in str(exc.value)
