@@ -15,9 +15,14 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.spec import names
+from harness.spec.benchmarks.registry import BUILTIN
+from harness.spec.benchmarks.sources import parse_source
 from harness.spec.validate import boolean, float_in, int_at_least, one_of, safe_name
 
 SPEC_VERSION = 1
+# Where a plugin benchmark or a user's npz file comes from: recorded only when set, so that the specs
+# (and run ids) of built-in benchmarks on built-in data are what they always were.
+LOCATION_FIELDS = ("benchmark_source", "dataset_file")
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,14 @@ class RunSpec:
     suite: str = "adhoc"
     # Fault injection for tests of the failure path: None or one of names.FAULTS.
     inject_fault: str | None = None
+    # A plugin benchmark's source ("module:pkg.mod:NAME", "entry-point:pkg.mod:NAME",
+    # "file:/abs/path.py:NAME", see harness.spec.benchmarks.sources); None: a built-in.
+    benchmark_source: str | None = None
+    # The user's .npz file of --dataset npz:PATH (absolute); the dataset is then named "npz-<stem>".
+    dataset_file: str | None = None
 
     def __post_init__(self) -> None:
-        one_of("benchmark", self.benchmark, tuple(names.BENCHMARKS))
-        one_of("dataset", self.dataset, tuple(names.DATASETS))
+        self._check_benchmark_and_dataset()
         if not isinstance(self.path, PathSpec):
             raise ConfigError(f"path must be a PathSpec, got {self.path!r}")
         int_at_least("seed", self.seed, 0)
@@ -125,6 +134,35 @@ class RunSpec:
         if self.inject_fault is not None:
             one_of("inject_fault", self.inject_fault, names.FAULTS)
 
+    def _check_benchmark_and_dataset(self) -> None:
+        """Built-in names against the registry; a plugin's names need only be safe (its source
+        defines them, and compare must read its results where the plugin is not installed)."""
+        if self.benchmark_source is None:
+            if self.benchmark not in names.BENCHMARKS:
+                one_of("benchmark", self.benchmark, tuple(names.BENCHMARKS))
+        else:
+            safe_name("benchmark", self.benchmark)
+            parse_source(self.benchmark_source)
+        if self.dataset_file is not None:
+            if not isinstance(self.dataset_file, str) or not self.dataset_file.startswith("/"):
+                raise ConfigError(f"dataset_file must be an absolute path, got {self.dataset_file!r}")
+            expected = names.npz_dataset_name(self.dataset_file)
+            if self.dataset != expected:
+                raise ConfigError(
+                    f"dataset of file {self.dataset_file!r} must be named {expected!r}, got {self.dataset!r}"
+                )
+        elif self.dataset not in names.DATASETS:
+            if self.benchmark_source is None or str(self.dataset).startswith(names.NPZ_PREFIX):
+                one_of("dataset", self.dataset, tuple(names.DATASETS))
+            safe_name("dataset", self.dataset)  # one the plugin provides
+
+    @property
+    def uses_dropout_rate(self) -> bool:
+        """Whether --dropout-rate changes this benchmark (a plugin's definition may not be loaded here:
+        then it counts, so that runs with different rates are never compared)."""
+        builtin = BUILTIN.get(self.benchmark) if self.benchmark_source is None else None
+        return builtin.benchmark.uses_dropout_rate if builtin is not None else True
+
     @property
     def deterministic_ops(self) -> bool:
         """Whether op determinism is enabled for this run (resolved)."""
@@ -141,7 +179,7 @@ class RunSpec:
             "batch_size": self.batch_size,
             "validation_split": self.validation_split,
             "learning_rate": self.learning_rate,
-            "dropout_rate": self.dropout_rate if self.benchmark == "batchnorm_dropout" else None,
+            "dropout_rate": self.dropout_rate if self.uses_dropout_rate else None,
             "max_train_samples": self.max_train_samples,
             "mode": self.mode,
         }
@@ -160,6 +198,9 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        for key in LOCATION_FIELDS:
+            if data[key] is None:
+                del data[key]
         data["spec_version"] = SPEC_VERSION
         return data
 

@@ -49,6 +49,20 @@ class DatasetInfo:
 
 
 @dataclass(frozen=True)
+class BenchmarkInfo:
+    """The benchmark definition that ran (harness.spec.benchmarks): compare refuses results whose
+    definitions differ (``sha256`` of the defining source file, else ``version``)."""
+
+    name: str
+    origin: str  # "built-in" | "entry-point" | "module" | "file"
+    ref: str  # "package.module:NAME" or "/abs/path.py:NAME"
+    sha256: str | None  # of the source file that defines it
+    version: str | None  # its distribution's version (tfparity's for built-ins), when known
+    delivery: str  # "package" | "host" | "read-only mount" | "writable mount" (how the source reached the worker)
+    claims: dict[str, Any] = field(default_factory=dict)  # the definition's claims, as data, by kind
+
+
+@dataclass(frozen=True)
 class Timing:
     """Raw step timings and the statistics derived from them (all times are wall clock)."""
 
@@ -142,6 +156,7 @@ class RunResult:
     log_tail: list[str] = field(default_factory=list)
     # Mode-specific payload (e.g. the numerics probe's per-layer values).
     extra: dict[str, Any] = field(default_factory=dict)
+    benchmark: BenchmarkInfo | None = None  # None in results written before benchmarks were plugins
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -185,7 +200,13 @@ class RunResult:
 
 # --- strict construction from JSON -------------------------------------------------------------
 
-_NESTED = {"dataset": DatasetInfo, "timing": Timing, "memory": Memory, "evidence": Evidence}
+_NESTED = {
+    "dataset": DatasetInfo,
+    "timing": Timing,
+    "memory": Memory,
+    "evidence": Evidence,
+    "benchmark": BenchmarkInfo,
+}
 
 
 def _check_type(value: Any, annotation: str, where: str) -> Any:

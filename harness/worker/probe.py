@@ -304,7 +304,7 @@ def probe_payload(spec: RunSpec, dataset: Any) -> dict[str, Any]:
     from harness.worker.models import build_model
 
     keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec, compile_model=False)
+    model = build_model(spec, compile_model=False, data=dataset)
     initial = weights_sha256(model)
     reference = clone_with_dtype(model, "float64")
     x, y = fixed_batch(dataset, spec.batch_size)
@@ -340,7 +340,7 @@ def probe(spec: RunSpec, data_dir: Path | None) -> dict[str, Any]:
     ready = setup(spec, data_dir)
     tf, dataset = ready.tf, ready.dataset
     with tf.device(f"/{ready.device}"):
-        model = build_model(spec)  # compiled like a training run: its evidence is the run's
+        model = build_model(spec, data=dataset)  # compiled like a training run: its evidence is the run's
         payload = probe_payload(spec, dataset)
     ran = evidence.collect(tf, model, spec)
     evidence.require_match(ran, spec)

@@ -54,7 +54,7 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
     if spec.inject_fault:
         callbacks.append(fault_callback(spec))
     with tf.device(f"/{device}"):
-        model = build_model(spec)
+        model = build_model(spec, data=dataset)
         fitted = _fit(model, dataset, spec, callbacks)
         test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=spec.batch_size, verbose=0)
     epochs = _epochs(fitted.history, record)
@@ -88,7 +88,7 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
 def _fit(model: Any, dataset: data.Dataset, spec: RunSpec, callbacks: list[Any]) -> Fitted:
     """``model.fit`` (tf.data or numpy input) or the compiled loop, on the spec's split."""
     if spec.loop == "compiled":
-        parts = pipeline.split_train_val(dataset.x_train, dataset.y_train, spec)
+        parts = pipeline.split_train_val(dataset.x_train, dataset.y_train, spec, val=pipeline.own_validation(dataset))
         n_train, n_val = len(parts.x_train), len(parts.x_val)
         start = time.perf_counter()
         history = fastloop.fit(
@@ -104,7 +104,9 @@ def _fit(model: Any, dataset: data.Dataset, spec: RunSpec, callbacks: list[Any])
             callbacks=callbacks,
         )
     else:
-        fit_args, n_train, n_val = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
+        fit_args, n_train, n_val = pipeline.fit_kwargs(
+            dataset.x_train, dataset.y_train, spec, val=pipeline.own_validation(dataset)
+        )
         start = time.perf_counter()
         history = model.fit(epochs=spec.epochs, verbose=0, callbacks=callbacks, **fit_args)
     return Fitted(dict(history.history), n_train, n_val, time.perf_counter() - start)
