@@ -24,6 +24,15 @@ def tfparity(
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
+def run_python(
+    code: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh process with the repository importable."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-c", code], env=full_env, cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
 def docker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """The docker CLI, captured (for assertions about containers, projects and images)."""
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cli import types
+from harness.cli import benchmarks, types
 from harness.errors import ConfigError, RunInterrupted
 from harness.spec import names
 from harness.spec.presets import PRESETS, apply_preset
@@ -32,14 +32,21 @@ Group = argparse._ArgumentGroup
 
 def _what(what: Group) -> None:
     what.add_argument(
-        "--model", action="append", metavar="NAME", help=f"benchmark model (repeatable): {', '.join(names.BENCHMARKS)}"
+        "--model",
+        "--benchmark",
+        dest="model",
+        action="append",
+        metavar="NAME",
+        help=f"benchmark (repeatable): {', '.join(names.BENCHMARKS)}, an entry-point plugin's name, "
+        "or a plugin: package.module:NAME or path/to/file.py:NAME",
     )
     what.add_argument("--suite", help="named suite: seed, paths, bn (see 'tfparity list')")
     what.add_argument(
         "--dataset",
         action="append",
         metavar="NAME",
-        help=f"dataset (repeatable; default mnist-5k): {', '.join(names.DATASETS)}",
+        help=f"dataset (repeatable; default the benchmark's, mnist-5k for the built-ins): "
+        f"{', '.join(names.DATASETS)}, or npz:PATH (arrays x_train, y_train, x_test, y_test[, x_val, y_val])",
     )
     what.add_argument("--data-dir", help="dataset directory (default $TFPARITY_DATA_DIR or ./data)")
     what.add_argument(
@@ -133,7 +140,11 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     return spec.replace(**explicit)
 
 
-def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
+EXPERIMENT_FLAGS = ("epochs", "batch_size", "learning_rate", "validation_split")
+
+
+def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str, dict[str, benchmarks.Entry]]:
+    """The planned specs, the suite's name and the definition of each benchmark (plugins imported here)."""
     from harness.spec.suites import SuiteSpec, get_suite
 
     if not args.model and not args.suite:
@@ -141,27 +152,40 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
     if args.model and args.suite:
         raise ConfigError("give either --model or --suite, not both")
     base = spec_from_args(args)
-    for model in args.model or []:
-        RunSpec(benchmark=model)  # validates the name with the list of valid ones
-    datasets = args.dataset or [base.dataset]
-    for name in datasets:
-        RunSpec(dataset=name)
     if args.suite:
         suite = get_suite(args.suite, device=base.path.device, mixed_policy=base.path.mixed_policy)
+        entries = benchmarks.resolve(list(suite.benchmarks))
     else:
-        suite = SuiteSpec("run", tuple(dict.fromkeys(args.model)))
+        entries = benchmarks.resolve(args.model)
+        suite = SuiteSpec("run", tuple(entries))
+    datasets, files = benchmarks.dataset_choices(args.dataset or [benchmarks.default_dataset(entries)])
     seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
-    return suite.expand(base, seeds, datasets), suite.name
+    specs = suite.expand(base, seeds, datasets, sources=benchmarks.sources(entries), files=files)
+    explicit = {flag for flag in EXPERIMENT_FLAGS if getattr(args, flag) is not None}
+    return benchmarks.with_defaults(specs, entries, explicit), suite.name, entries
 
 
-def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[str, str]:
+def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[benchmarks.DataKey, benchmarks.DataFacts]:
     """Load every dataset once up front: missing/corrupt data is a user error before any run starts."""
     from harness import data
 
-    return {
-        name: data.load(name, Path(data_dir) if data_dir else None).info.sha256
-        for name in dict.fromkeys(s.dataset for s in specs)
-    }
+    facts = {}
+    for name, file in dict.fromkeys((s.dataset, s.dataset_file) for s in specs):
+        loaded = data.load(name, Path(data_dir) if data_dir else None, file=file)
+        facts[(name, file)] = benchmarks.DataFacts(loaded.info.sha256, loaded.sample_shape, loaded.n_classes)
+    return facts
+
+
+def check_plan(specs: list[RunSpec], entries: dict[str, benchmarks.Entry], data_dir: str | None) -> dict[str, str]:
+    """Data loads, each benchmark accepts its data, each plugin's model builds: or one line, exit 2.
+    Returns each dataset's fingerprint (for the manifest)."""
+    from harness.orchestrate import preflight
+
+    facts = check_data(specs, data_dir)
+    benchmarks.check_accepts(specs, entries, facts)
+    shapes = {key: (f.sample_shape, f.n_classes) for key, f in facts.items()}
+    preflight.check_models(preflight.requests_for(specs, shapes))
+    return {name: f.sha256 for (name, _file), f in facts.items()}
 
 
 def make_backend(args: argparse.Namespace, device: str) -> Any:
@@ -173,7 +197,7 @@ def make_backend(args: argparse.Namespace, device: str) -> Any:
     return get_backend(args.backend, **options)
 
 
-def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
+def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path, dict[str, Any]]:
     from harness.store.layout import read_manifest
 
     if any(getattr(args, a) for a in ("model", "suite", "dataset")):
@@ -183,15 +207,28 @@ def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     args.backend = args.backend if args.backend != "local" else meta.get("backend", "local")
     if args.data_dir is None:
         args.data_dir = meta.get("data_dir")
-    return specs, out_dir
+    return specs, out_dir, meta
 
 
-def _new_suite(args: argparse.Namespace, specs: list[RunSpec], suite_name: str) -> Path:
+def _check_data_unchanged(recorded: object, fingerprints: dict[str, str], out_dir: Path) -> None:
+    """A resumed suite must train on the data it started with (an npz file may have been edited since)."""
+    if not isinstance(recorded, dict):
+        return  # a suite started before fingerprints were recorded
+    for name, sha in fingerprints.items():
+        if recorded.get(name, sha) != sha:
+            raise ConfigError(
+                f"dataset {name!r} changed since suite {str(out_dir)!r} started (fingerprint "
+                f"{str(recorded[name])[:12]} -> {sha[:12]}); its results would mix two datasets: start a new suite"
+            )
+
+
+def _new_suite(args: argparse.Namespace, specs: list[RunSpec], suite_name: str, meta: dict[str, Any]) -> Path:
     from harness.store.layout import new_suite_dir, write_manifest
 
     out_dir = new_suite_dir(Path(args.results_dir), suite_name)
     try:
-        write_manifest(out_dir, specs, {"suite": suite_name, "backend": args.backend, "data_dir": args.data_dir})
+        meta = {"suite": suite_name, "backend": args.backend, "data_dir": args.data_dir, **meta}
+        write_manifest(out_dir, specs, meta)
     except BaseException as exc:
         # Without its manifest the directory is neither a suite nor resumable: leave nothing behind
         # (disk full, Ctrl-C right here).
@@ -211,14 +248,19 @@ def run(args: argparse.Namespace) -> int:
     from harness.store.protocol import signal_name
 
     if args.resume:
-        specs, out_dir = _resume_plan(args)
+        specs, out_dir, meta = _resume_plan(args)
+        entries = benchmarks.entries_for(specs)
+        benchmarks.check_unchanged(meta.get("benchmarks"), entries, out_dir)
     else:
-        specs, suite_name = plan_runs(args)
-    check_data(specs, args.data_dir)
+        specs, suite_name, entries = plan_runs(args)
+    fingerprints = check_plan(specs, entries, args.data_dir)
+    if args.resume:
+        _check_data_unchanged(meta.get("datasets"), fingerprints, out_dir)
     backend = make_backend(args, specs[0].path.device)
     backend.prepare(specs)
     if not args.resume:
-        out_dir = _new_suite(args, specs, suite_name)
+        recorded = {"benchmarks": benchmarks.definitions(entries), "datasets": fingerprints}
+        out_dir = _new_suite(args, specs, suite_name, recorded)
     print(f"tfparity: {len(specs)} run(s) -> {out_dir}", file=sys.stderr)
     try:
         results = runner.run_specs(specs, backend, out_dir, on_event=ProgressPrinter(), timeout_s=args.timeout)

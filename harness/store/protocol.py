@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 PROGRESS_PREFIX = "TFPARITY_PROGRESS "
 WORKER_ERROR_PREFIX = "tfparity-worker: "
 WORKER_MODULE = "harness.worker"
+# The pre-flight check of plugin benchmarks (harness.worker.check): a JSON list of requests
+# ({"spec", "dataset", "input_shape", "n_classes"}) on stdin, one answer line per request
+# (CHECK_PREFIX + {"ok": true|false|null, ...}; null: no TensorFlow to check with) on stdout.
+CHECK_MODULE = "harness.worker.check"
+CHECK_PREFIX = "TFPARITY_CHECK "
 
 
 class ExitCode(IntEnum):

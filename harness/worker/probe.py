@@ -31,6 +31,7 @@ import numpy as np
 
 from harness.spec.run_spec import RunSpec
 from harness.store.jsonio import json_safe
+from harness.worker import probe_routes
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,9 @@ def _compute_layers(model: Any) -> list[Any]:
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def _forward_backward(model: Any, x: Any, y: Any, loss_scale: float) -> tuple[list[Any], Any, list[Any], list[Any]]:
+def _forward_backward(
+    model: Any, x: Any, y: Any, loss_scale: float, routes: dict[int, Any] | None = None
+) -> tuple[list[Any], Any, list[Any], list[Any]]:
     """Layer-by-layer forward pass and gradients; traceable by tf.function (with or without XLA).
 
     Returns (activations, loss, boundary grads, weight grads): ``boundary grads`` has one entry
@@ -125,11 +128,13 @@ def _forward_backward(model: Any, x: Any, y: Any, loss_scale: float) -> tuple[li
         tape.watch(x)
         h = x
         activations = []
-        for layer in layers:
+        for i, layer in enumerate(layers):
             if isinstance(layer, keras.layers.Dropout):
                 h = tf.identity(h)  # see module docstring: dropout is the identity in the probe
             elif isinstance(layer, keras.layers.BatchNormalization):
                 h = layer(h, training=True)
+            elif routes is not None and i in routes:
+                h = probe_routes.routed(h, routes[i])  # the reference replays the path's pooling choice
             else:
                 h = layer(h)
             activations.append(h)
@@ -203,7 +208,8 @@ def compare_models(
 
     step = tf.function(path_step, jit_compile=True) if jit_compile else path_step
     acts, loss, act_grads, w_grads = step(x_tf, y_tf)
-    r_acts, r_loss, r_act_grads, r_w_grads = _forward_backward(reference, tf.cast(x_tf, tf.float64), y_tf, 1.0)
+    routes = probe_routes.pool_routes(_compute_layers(model), x_tf, acts)
+    r_acts, r_loss, r_act_grads, r_w_grads = _forward_backward(reference, tf.cast(x_tf, tf.float64), y_tf, 1.0, routes)
 
     names = [layer.name for layer in _compute_layers(model)]
     dtypes = [str(a.dtype.name) for a in acts]
@@ -233,6 +239,8 @@ def compare_models(
         "divergence": kind,
         "passed": passed,
     }
+    if routes:
+        payload["routed_layers"] = [names[i] for i in routes]  # max pooling replayed (probe_routes)
     result: dict[str, Any] = json_safe(payload)
     return result
 

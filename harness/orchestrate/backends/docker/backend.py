@@ -26,7 +26,7 @@ from typing import Any
 from harness import data
 from harness.errors import BackendError, ConfigError, RunInterrupted
 from harness.orchestrate.backends.base import Backend, Execution, ProgressFn
-from harness.orchestrate.backends.docker import compose
+from harness.orchestrate.backends.docker import compose, plugins
 from harness.orchestrate.backends.docker.engine import call, check_compose, check_engine
 from harness.orchestrate.backends.docker.gpu import check_gpu_runtime
 from harness.orchestrate.backends.docker.image import ensure_image
@@ -120,15 +120,15 @@ class DockerBackend(Backend):
             check_gpu_runtime(self.image)
         self._image_info = ensure_image(self.device, tag=self.image, base_image=self.base_image, rebuild=self.rebuild)
         self._prepare_data(specs)
-        check_data_readable(self.data_dir, [f"{s.dataset}.npz" for s in specs])
+        check_data_readable(self.data_dir, [data.container_file(s.dataset, s.dataset_file) for s in specs])
+        plugins.check_readable(specs)
         self._prepared = True
 
     def _prepare_data(self, specs: list[RunSpec]) -> None:
-        """The container sees only /data: write each dataset's canonical arrays there once."""
-        for name in dict.fromkeys(s.dataset for s in specs):
-            if not (self.data_dir / f"{name}.npz").is_file():
-                log.info("preparing dataset %s in %s for the container", name, self.data_dir)
-                data.prepare(name, self.data_dir)
+        """The container sees only /data: write each dataset's canonical arrays there (users' datasets afresh)."""
+        for name, file in dict.fromkeys((s.dataset, s.dataset_file) for s in specs):
+            log.info("preparing dataset %s in %s for the container", name, self.data_dir)
+            data.prepare_for_container(name, self.data_dir, file=file)
 
     # -- run --
 
@@ -168,6 +168,7 @@ class DockerBackend(Backend):
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log.info("run %s: container %s (image %s)", run.spec.run_id, project, self.image)
             labels = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite}
+            mounts, envs = plugins.run_options(run.spec)  # a plugin's source, read-only
             call(
                 f"container start for {run.spec.run_id}",
                 dc.compose.run,
@@ -178,6 +179,8 @@ class DockerBackend(Backend):
                 name=project,
                 dependencies=False,
                 labels=labels,
+                volumes=mounts,
+                envs=envs,
             )
             run.returncode, run.reason = self._follow(dc, project, run, timeout_s)
         except RunInterrupted:
