@@ -176,16 +176,21 @@ def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[benchmarks.Da
     return facts
 
 
-def check_plan(specs: list[RunSpec], entries: dict[str, benchmarks.Entry], data_dir: str | None) -> dict[str, str]:
-    """Data loads, each benchmark accepts its data, each plugin's model builds: or one line, exit 2.
-    Returns each dataset's fingerprint (for the manifest)."""
+def check_plan(
+    specs: list[RunSpec], entries: dict[str, benchmarks.Entry], data_dir: str | None, resumed: Path | None, meta: Any
+) -> dict[str, str]:
+    """Data loads (unchanged, for a resumed suite), each benchmark accepts its data, each plugin's model
+    builds: or one line, exit 2. Returns each dataset's fingerprint (for the manifest)."""
     from harness.orchestrate import preflight
 
     facts = check_data(specs, data_dir)
+    fingerprints = {name: f.sha256 for (name, _file), f in facts.items()}
+    if resumed is not None:
+        _check_data_unchanged(meta.get("datasets"), fingerprints, resumed)
     benchmarks.check_accepts(specs, entries, facts)
     shapes = {key: (f.sample_shape, f.n_classes) for key, f in facts.items()}
     preflight.check_models(preflight.requests_for(specs, shapes))
-    return {name: f.sha256 for (name, _file), f in facts.items()}
+    return fingerprints
 
 
 def make_backend(args: argparse.Namespace, device: str) -> Any:
@@ -247,15 +252,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.render.text import run_summary
     from harness.store.protocol import signal_name
 
+    meta: dict[str, Any] = {}
     if args.resume:
         specs, out_dir, meta = _resume_plan(args)
         entries = benchmarks.entries_for(specs)
         benchmarks.check_unchanged(meta.get("benchmarks"), entries, out_dir)
     else:
         specs, suite_name, entries = plan_runs(args)
-    fingerprints = check_plan(specs, entries, args.data_dir)
-    if args.resume:
-        _check_data_unchanged(meta.get("datasets"), fingerprints, out_dir)
+    fingerprints = check_plan(specs, entries, args.data_dir, out_dir if args.resume else None, meta)
     backend = make_backend(args, specs[0].path.device)
     backend.prepare(specs)
     if not args.resume:

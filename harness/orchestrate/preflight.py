@@ -60,11 +60,13 @@ def requests_for(
     return list(seen.values())
 
 
-def check_models(requests: list[CheckRequest], *, python: str | None = None) -> list[dict[str, Any]]:
+def check_models(
+    requests: list[CheckRequest], *, python: str | None = None, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Run the check process; ConfigError (one line) for the first model that cannot run."""
     if not requests:
         return []
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     try:
         proc = subprocess.run(

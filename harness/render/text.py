@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.analysis.benchmark_claims import benchmark_claims
 from harness.analysis.checks import Comparison
 from harness.analysis.claims import seed_claims
 from harness.analysis.history import History, TrendRow
@@ -98,6 +99,17 @@ def run_summary(results: Sequence[RunResult]) -> str:
             "The seed's claims, as measured (mean ± sd over seeds):",
             Table(["dataset", "path", "claim", "claimed", "measured", "holds", "note"], claims).text(),
         ]
+    own = [
+        [c.dataset, c.path, c.claim, c.claimed, c.measured, "yes" if c.holds else "NO", c.note]
+        for c in benchmark_claims(runs)
+        if c.holds is not None
+    ]
+    if own:
+        text += [
+            "",
+            "The benchmarks' own claims, as measured (mean ± sd over seeds):",
+            Table(["dataset", "path", "claim", "claimed", "measured", "holds", "note"], own).text(),
+        ]
     if probes:
         text += ["", PROBE_HEADING, *probe_lines(probes)]
     failed = [r for r in train if not r.ok]
@@ -156,6 +168,12 @@ def result_text(result: RunResult) -> str:
         f"steps/execution {spec.steps_per_execution}, loop {spec.loop}",
         f"when       {result.started_utc} -> {result.finished_utc}",
     ]
+    if result.benchmark:
+        b = result.benchmark
+        lines.append(
+            f"defined    {b.origin}: {b.ref}" + (f" {b.version}" if b.version else "")
+            + (f", sha256 {b.sha256[:16]}…" if b.sha256 else "") + f", source via {b.delivery}"
+        )  # fmt: skip
     if result.dataset:
         d = result.dataset
         lines.append(

@@ -60,6 +60,10 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
         raise CheckFailed(str(exc)) from None
     _check_shapes(model, data, dataset, where)
     try:
+        # compile() resolves loss and metric names lazily (at the first step): resolve them here.
+        keras.losses.get(bench.loss)
+        for metric in bench.metrics:
+            keras.metrics.get(metric)
         compile_for(model, bench, spec)
     except Exception as exc:
         raise CheckFailed(f"{where}: compiling its model failed: {_one_line(exc, entry.origin.file)}") from None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -471,3 +472,26 @@ def test_probe_through_worker_fp32_and_bf16(tmp_path: Path) -> None:
     cross = numerics["batchnorm/mnist-5k: cpu-mixed_bfloat16 seed 0 vs cpu-fp32 (probe)"]
     assert cross["verdict"] == "PASS" and cross["details"]["same_initial_weights"] is True
     assert proc.returncode == 0
+
+
+def _defined(r: Any, sha: str | None, version: str | None = "1.0") -> Any:
+    from harness.store.results import BenchmarkInfo
+
+    return dataclasses.replace(r, benchmark=BenchmarkInfo("tiny", "file", "/p/tiny.py:TINY", sha, version, "host"))
+
+
+def test_results_of_different_benchmark_definitions_are_refused_in_one_line() -> None:
+    fp32 = [result("batchnorm", seed=s, test_acc=0.92) for s in range(2)]
+    xla = [result("batchnorm", path=XLA, seed=s, test_acc=0.92) for s in range(2)]
+    same = [_defined(r, "aa" * 32) for r in fp32 + xla]
+    assert compare_results(same).verdict.value in ("PASS", "WARN")
+    # Results written before definitions were recorded are not refused (nothing to tell them apart by).
+    compare_results([*same[:2], *xla])
+    with pytest.raises(CompareError) as exc:
+        compare_results([_defined(r, "aa" * 32) for r in fp32] + [_defined(r, "bb" * 32) for r in xla])
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith("benchmark definitions differ for batchnorm/mnist-5k:")
+    assert "(sha256 aaaaaaaaaaaa), cpu-fp32-xla seed 0 ran /p/tiny.py:TINY (sha256 bbbbbbbbbbbb)" in message
+    # Without a source hash (a module without a file), the versions decide.
+    with pytest.raises(CompareError, match=r"\(version 1.0\).*\(version 2.0\)"):
+        compare_results([_defined(r, None) for r in fp32] + [_defined(r, None, "2.0") for r in xla])
