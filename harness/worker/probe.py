@@ -112,7 +112,12 @@ def _compute_layers(model: Any) -> list[Any]:
 
 
 def _forward_backward(
-    model: Any, x: Any, y: Any, loss_scale: float, routes: dict[int, Any] | None = None
+    model: Any,
+    x: Any,
+    y: Any,
+    loss_scale: float,
+    routes: dict[int, Any] | None = None,
+    loss_name: str = "sparse_categorical_crossentropy",
 ) -> tuple[list[Any], Any, list[Any], list[Any]]:
     """Layer-by-layer forward pass and gradients; traceable by tf.function (with or without XLA).
 
@@ -139,7 +144,7 @@ def _forward_backward(
                 h = layer(h)
             activations.append(h)
         probs = tf.cast(activations[-1], tf.float32 if activations[-1].dtype != tf.float64 else tf.float64)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+        loss = tf.reduce_mean(keras.losses.get(loss_name)(y, probs))  # the benchmark's loss, per sample
         scaled = loss * tf.cast(loss_scale, loss.dtype)
     act_grads = tape.gradient(scaled, [x, *activations])
     weight_grads = [
@@ -190,6 +195,8 @@ def compare_models(
     *,
     jit_compile: bool = False,
     compute_dtype: str | None = None,
+    loss: str = "sparse_categorical_crossentropy",
+    watch: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Run the probe of ``model`` against a float64 ``reference`` with the same layer structure.
 
@@ -204,18 +211,23 @@ def compare_models(
     x_tf, y_tf = tf.constant(x), tf.constant(y)
 
     def path_step(xb: Any, yb: Any) -> Any:
-        return _forward_backward(model, xb, yb, loss_scale)
+        return _forward_backward(model, xb, yb, loss_scale, loss_name=loss)
 
     step = tf.function(path_step, jit_compile=True) if jit_compile else path_step
     acts, loss, act_grads, w_grads = step(x_tf, y_tf)
     routes = probe_routes.pool_routes(_compute_layers(model), x_tf, acts)
-    r_acts, r_loss, r_act_grads, r_w_grads = _forward_backward(reference, tf.cast(x_tf, tf.float64), y_tf, 1.0, routes)
+    r_acts, r_loss, r_act_grads, r_w_grads = _forward_backward(
+        reference, tf.cast(x_tf, tf.float64), y_tf, 1.0, routes, loss
+    )
 
     names = [layer.name for layer in _compute_layers(model)]
     dtypes = [str(a.dtype.name) for a in acts]
     path_values = _Values(_numpy(acts, 1.0), _numpy(act_grads, loss_scale), _numpy(w_grads, loss_scale))
     ref_values = _Values(_numpy(r_acts, 1.0), _numpy(r_act_grads, 1.0), _numpy(r_w_grads, 1.0))
     layers = [_layer_errors(i, name, dtypes[i], path_values, ref_values, tol) for i, name in enumerate(names)]
+    if watch:  # the benchmark's probe_layers: only these are reported and judged
+        layers = [layer for layer in layers if layer["name"] in watch]
+        names = [layer["name"] for layer in layers]
     first, kind = _first_divergent(layers)
     loss_v, r_loss_v = float(np.asarray(loss)), float(np.asarray(r_loss))
     loss_rel = abs(loss_v - r_loss_v) / max(abs(r_loss_v), _TINY) if math.isfinite(loss_v) else math.inf
@@ -240,7 +252,9 @@ def compare_models(
         "passed": passed,
     }
     if routes:
-        payload["routed_layers"] = [names[i] for i in routes]  # max pooling replayed (probe_routes)
+        payload["routed_layers"] = [layer.name for i, layer in enumerate(_compute_layers(model)) if i in routes]
+    if watch:
+        payload["watched_layers"] = list(watch)
     result: dict[str, Any] = json_safe(payload)
     return result
 
@@ -309,14 +323,17 @@ def probe_payload(spec: RunSpec, dataset: Any) -> dict[str, Any]:
     """
     import keras
 
-    from harness.worker.models import build_model
+    from harness.worker.models import build_model, definition
 
     keras.utils.set_random_seed(spec.seed)
     model = build_model(spec, compile_model=False, data=dataset)
     initial = weights_sha256(model)
     reference = clone_with_dtype(model, "float64")
     x, y = fixed_batch(dataset, spec.batch_size)
-    payload = compare_models(model, reference, x, y, jit_compile=spec.path.xla)
+    bench = definition(spec).benchmark
+    payload = compare_models(
+        model, reference, x, y, jit_compile=spec.path.xla, loss=bench.loss, watch=bench.probe_layers
+    )
     payload.update(
         {
             "policy": spec.path.policy,

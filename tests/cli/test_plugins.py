@@ -114,7 +114,7 @@ def test_plugin_results_record_their_definition_and_compare_refuses_another(tmp_
     # The same definition copied elsewhere (another machine's path) compares; an edited one is refused.
     copy = plugin_file(tmp_path / "copy", name="epnet", attr="NET", file_name="__init__.py")
     assert copy.read_bytes() == (tmp_path / "site" / "epbench" / "__init__.py").read_bytes()
-    edited = plugin_file(tmp_path / "edited", name="epnet", attr="NET", fields="input_shape=(784,), n_classes=10")
+    edited = plugin_file(tmp_path / "edited", name="epnet", attr="NET", fields="input_shape=(784,), n_classes=12")
     for label, path in (("copy", copy), ("edited", edited)):
         proc = tfparity("run", "--benchmark", f"{path}:NET", *QUICK, "--results-dir", str(tmp_path / label))
         assert proc.returncode == 0, proc.stderr[-2000:]

@@ -172,3 +172,51 @@ def test_xla_fp32_probe_passes(dataset):
     payload = _probe(RunSpec(seed=0, path=PathSpec(xla=True), deterministic=False), dataset)
     assert payload["jit_compile"] is True
     assert payload["passed"] is True
+
+
+@pytest.mark.parametrize(("benchmark", "precision"), [("cnn", "fp32"), ("cnn_batchnorm", "fp32"),
+                                                      ("cnn_batchnorm", "mixed")])  # fmt: skip
+def test_conv_nets_pass_their_probe(dataset, benchmark, precision):
+    """Convolutions and BatchNormalization over 26x26 positions stay within the dtype's tolerance (measured
+    over seeds by benchmarks/probe_tolerances.py), with the reference replaying the path's max-pool choices."""
+    payload = _probe(RunSpec(benchmark=benchmark, seed=2, path=PathSpec(precision=precision)), dataset)
+    assert payload["passed"] is True, (payload["first_divergent_layer"], payload["divergence"])
+    assert payload["routed_layers"] == ["pool_1", "pool_2"]
+    assert [layer["name"] for layer in payload["layers"]][:3] == ["image", "conv_1", "bn_1" if "batchnorm" in
+                                                                  benchmark else "relu_1"]  # fmt: skip
+
+
+def test_mlp_probes_have_no_routed_layers(dataset):
+    assert "routed_layers" not in _probe(RunSpec(benchmark="baseline", seed=0), dataset)
+
+
+def test_the_reference_pools_where_the_path_pooled():
+    """A window whose two largest inputs tie in float32 but not in float64: the reference takes the path's
+    position (and sends its gradient there), not its own float64 maximum."""
+    import tensorflow as tf
+
+    from harness.worker import probe_routes
+
+    path_input = tf.constant([[[[1.0], [1.0]], [[0.0], [0.5]]]], tf.float32)  # a 2x2 window, tie at 0 and 1
+    reference = tf.constant([[[[1.0], [1.0 + 1e-12]], [[0.0], [0.5]]]], tf.float64)
+    pool = keras.layers.MaxPooling2D((2, 2))
+    (argmax,) = probe_routes.pool_routes([pool], path_input, []).values()
+    assert int(tf.reshape(argmax, [-1])[0]) == 0  # the path took the first of the tied inputs
+    with tf.GradientTape() as tape:
+        tape.watch(reference)
+        out = probe_routes.routed(reference, argmax)
+    grad = tape.gradient(out, reference)
+    assert float(out[0, 0, 0, 0]) == 1.0 and out.shape == (1, 1, 1, 1)
+    assert tf.reshape(grad, [-1]).numpy().tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert float(tf.reduce_max(reference)) > 1.0  # its own maximum would have been the other input
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_a_plugin_probe_watches_its_layers_with_its_loss(dataset, tmp_path):
+    from tests.factories import plugin_file
+
+    path = plugin_file(tmp_path, fields="input_shape=(784,), n_classes=10, probe_layers=('dense', 'logits')")
+    spec = RunSpec(benchmark="tiny", benchmark_source=f"file:{path}:TINY", seed=0)
+    payload = _probe(spec, dataset)
+    assert [layer["name"] for layer in payload["layers"]] == ["dense", "logits"]
+    assert payload["watched_layers"] == ["dense", "logits"] and payload["passed"] is True
