@@ -35,10 +35,11 @@ PATHS = {
 }
 
 
-def run_probes(out: Path, seeds: int) -> None:
+def run_probes(out: Path, seeds: int, paths: list[str]) -> None:
     models = [arg for name in BUILTIN for arg in ("--model", name)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for label, flags in PATHS.items():
+    for label in paths:
+        flags = PATHS[label]
         cmd = [sys.executable, "-m", "harness", "run", "--mode", "probe", *models, "--seeds", str(seeds),
                "--dataset", "mnist-5k", "--results-dir", str(out / label), *flags]  # fmt: skip
         print(f"[{label}] {' '.join(cmd[3:])}", flush=True)
@@ -80,12 +81,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None, help="keep the probe results here (default: a temp dir)")
     parser.add_argument("--summarize", type=Path, default=None, help="only summarize existing results in DIR")
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help="default: all")
     args = parser.parse_args()
     if args.summarize:
         table = summarize(args.summarize)
     else:
         out = args.out or Path(tempfile.mkdtemp(prefix="tfparity-probe-tolerances-"))
-        run_probes(out, args.seeds)
+        run_probes(out, args.seeds, args.paths)
         table = summarize(out)
     print(report(table))
     print(json.dumps(table, indent=1))

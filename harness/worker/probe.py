@@ -214,27 +214,15 @@ def compare_models(
         return _forward_backward(model, xb, yb, loss_scale, loss_name=loss)
 
     step = tf.function(path_step, jit_compile=True) if jit_compile else path_step
-    acts, loss, act_grads, w_grads = step(x_tf, y_tf)
+    acts, loss_value, act_grads, w_grads = step(x_tf, y_tf)
     routes = probe_routes.pool_routes(_compute_layers(model), x_tf, acts)
     r_acts, r_loss, r_act_grads, r_w_grads = _forward_backward(
         reference, tf.cast(x_tf, tf.float64), y_tf, 1.0, routes, loss
     )
-
-    names = [layer.name for layer in _compute_layers(model)]
-    dtypes = [str(a.dtype.name) for a in acts]
     path_values = _Values(_numpy(acts, 1.0), _numpy(act_grads, loss_scale), _numpy(w_grads, loss_scale))
     ref_values = _Values(_numpy(r_acts, 1.0), _numpy(r_act_grads, 1.0), _numpy(r_w_grads, 1.0))
-    layers = [_layer_errors(i, name, dtypes[i], path_values, ref_values, tol) for i, name in enumerate(names)]
-    if watch:  # the benchmark's probe_layers: only these are reported and judged
-        layers = [layer for layer in layers if layer["name"] in watch]
-        names = [layer["name"] for layer in layers]
-    first, kind = _first_divergent(layers)
-    loss_v, r_loss_v = float(np.asarray(loss)), float(np.asarray(r_loss))
-    loss_rel = abs(loss_v - r_loss_v) / max(abs(r_loss_v), _TINY) if math.isfinite(loss_v) else math.inf
-    logits_idx = names.index("logits") if "logits" in names else len(names) - 1
-    passed = first is None and loss_rel <= tol["activation"]
-    if first is None and not passed:
-        first, kind = "loss", "loss"
+    dtypes = [str(a.dtype.name) for a in acts]
+    layers = _judged_layers(_compute_layers(model), dtypes, path_values, ref_values, tol, watch)
     payload = {
         "probe_version": PROBE_VERSION,
         "compute_dtype": compute_dtype,
@@ -242,14 +230,7 @@ def compare_models(
         "loss_scale": loss_scale,
         "tolerance": tol,
         "batch_size": int(len(x)),
-        "loss": loss_v,
-        "loss_float64": r_loss_v,
-        "loss_rel_err": loss_rel,
-        "logits_rel_err": layers[logits_idx]["activation_rel_err"],
-        "layers": layers,
-        "first_divergent_layer": first,
-        "divergence": kind,
-        "passed": passed,
+        **_verdict(layers, float(np.asarray(loss_value)), float(np.asarray(r_loss)), tol),
     }
     if routes:
         payload["routed_layers"] = [layer.name for i, layer in enumerate(_compute_layers(model)) if i in routes]
@@ -257,6 +238,35 @@ def compare_models(
         payload["watched_layers"] = list(watch)
     result: dict[str, Any] = json_safe(payload)
     return result
+
+
+def _judged_layers(
+    layers: list[Any], dtypes: list[str], path: _Values, ref: _Values, tol: dict[str, float], watch: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Each layer's errors and verdicts; only the benchmark's ``probe_layers`` when it names some."""
+    judged = [_layer_errors(i, layer.name, dtypes[i], path, ref, tol) for i, layer in enumerate(layers)]
+    return [entry for entry in judged if entry["name"] in watch] if watch else judged
+
+
+def _verdict(layers: list[dict[str, Any]], loss: float, ref_loss: float, tol: dict[str, float]) -> dict[str, Any]:
+    """The first divergent layer (forward, then backward), the loss error and whether the probe passed."""
+    first, kind = _first_divergent(layers)
+    loss_rel = abs(loss - ref_loss) / max(abs(ref_loss), _TINY) if math.isfinite(loss) else math.inf
+    names = [layer["name"] for layer in layers]
+    logits_idx = names.index("logits") if "logits" in names else len(names) - 1
+    passed = first is None and loss_rel <= tol["activation"]
+    if first is None and not passed:
+        first, kind = "loss", "loss"
+    return {
+        "loss": loss,
+        "loss_float64": ref_loss,
+        "loss_rel_err": loss_rel,
+        "logits_rel_err": layers[logits_idx]["activation_rel_err"],
+        "layers": layers,
+        "first_divergent_layer": first,
+        "divergence": kind,
+        "passed": passed,
+    }
 
 
 @dataclass(frozen=True)
