@@ -11,7 +11,7 @@ from harness.analysis.benchmark_claims import benchmark_claims
 from harness.analysis.checks import Comparison
 from harness.analysis.claims import seed_claims
 from harness.analysis.history import History, TrendRow
-from harness.analysis.samples import label_runs
+from harness.analysis.samples import Run, label_runs
 from harness.analysis.stats import Stat
 from harness.analysis.summary import group_rows
 from harness.render.report import history_table
@@ -87,29 +87,7 @@ def run_summary(results: Sequence[RunResult]) -> str:
         "peak RSS MB",
     ]
     text = [Table(headers, rows).text()]
-    # The same claim checks as the report (one definition of what the seed claimed).
-    claims = [
-        [c.dataset, c.path, c.claim, c.claimed, c.measured, "yes" if c.holds else "NO", c.note]
-        for c in seed_claims(runs)
-        if c.holds is not None
-    ]
-    if claims:
-        text += [
-            "",
-            "The seed's claims, as measured (mean ± sd over seeds):",
-            Table(["dataset", "path", "claim", "claimed", "measured", "holds", "note"], claims).text(),
-        ]
-    own = [
-        [c.dataset, c.path, c.claim, c.claimed, c.measured, "yes" if c.holds else "NO", c.note]
-        for c in benchmark_claims(runs)
-        if c.holds is not None
-    ]
-    if own:
-        text += [
-            "",
-            "The benchmarks' own claims, as measured (mean ± sd over seeds):",
-            Table(["dataset", "path", "claim", "claimed", "measured", "holds", "note"], own).text(),
-        ]
+    text += claims_lines(runs)
     if probes:
         text += ["", PROBE_HEADING, *probe_lines(probes)]
     failed = [r for r in train if not r.ok]
@@ -117,6 +95,21 @@ def run_summary(results: Sequence[RunResult]) -> str:
         text += ["", f"{len(failed)} run(s) did not finish:"]
         text += [f"  {r.run_id}: {r.status}: {r.error}" for r in failed]
     return "\n".join(text)
+
+
+def claims_lines(runs: Sequence[Run]) -> list[str]:
+    """The seed's claims, then the benchmarks' own: the same checks as the report (one definition each)."""
+    headers = ["dataset", "path", "claim", "claimed", "measured", "holds", "note"]
+    lines: list[str] = []
+    for title, checks in (
+        ("The seed's claims, as measured (mean ± sd over seeds):", seed_claims(runs)),
+        ("The benchmarks' own claims, as measured (mean ± sd over seeds):", benchmark_claims(runs)),
+    ):
+        rows = [[c.dataset, c.path, c.claim, c.claimed, c.measured, "yes" if c.holds else "NO", c.note]
+                for c in checks if c.holds is not None]  # fmt: skip
+        if rows:
+            lines += ["", title, Table(headers, rows).text()]
+    return lines
 
 
 def comparison_text(comparison: Comparison) -> str:
