@@ -178,10 +178,11 @@ def test_xla_fp32_probe_passes(dataset):
 def op_determinism():
     """Op determinism on, as the worker runs every non-XLA path (it changes the conv/BN sums' rounding)."""
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
     tf.config.experimental.enable_op_determinism()
     yield
-    tf.config.experimental.disable_op_determinism()
+    tf_config.disable_op_determinism()
 
 
 @pytest.mark.usefixtures("op_determinism")
