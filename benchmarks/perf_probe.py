@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import data
+from harness.spec.benchmarks.mlp import HIDDEN_UNITS, INPUT_DIM
 from harness.spec.presets import apply_preset
 from harness.spec.run_spec import RunSpec
 from harness.store.jsonio import write_json
 from harness.worker import pipeline
 from harness.worker.metrics import RSS_SAMPLE_INTERVAL_S, RssSampler, StepRecord, make_step_timer
-from harness.worker.models import HIDDEN_UNITS, INPUT_DIM
 from harness.worker.tf_setup import set_tf_environment
 
 MATMUL_N = 1024

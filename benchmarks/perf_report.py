@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from harness.worker.models import HIDDEN_UNITS, INPUT_DIM, NUM_CLASSES
+from harness.spec.benchmarks.mlp import HIDDEN_UNITS, INPUT_DIM, NUM_CLASSES
 
 CONFIGS = ("seed", "harness", "fast", "bare")
 LABELS = {

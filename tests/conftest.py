@@ -6,6 +6,7 @@ process helpers (the CLI, the docker CLI) from :mod:`tests.helpers`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -29,3 +30,16 @@ def quick_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     (suite_dir,) = [p for p in out.iterdir() if p.is_dir()]
     return suite_dir
+
+
+@pytest.fixture()
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Plugins loaded by a test stay in that test: the benchmark registry's plugin tables start empty and
+    entry points are discovered afresh (from the test's sys.path)."""
+    from harness.spec.benchmarks import registry
+
+    monkeypatch.setattr(registry, "_loaded", {})
+    monkeypatch.setattr(registry, "_provided", {})
+    registry.entry_points.cache_clear()
+    yield
+    registry.entry_points.cache_clear()

@@ -233,7 +233,8 @@ def night(tmp: Path, name: str, throughput: float, accuracy: float, *, gpu: bool
     (plus ``gpu/`` with gpu-fp32); step times without noise, so each run's steady throughput is exactly
     the one asked for (x3 for XLA, +100 per seed). Speed verdicts need >= 4 runs per side."""
     cpu = [result("baseline", path=p, seed=s, throughput=throughput * (3 if p.xla else 1) + 100 * s,
-                  test_acc=accuracy + 0.002 * s, step_sd_frac=0.0) for p in (CPU, XLA) for s in range(seeds)]  # fmt: skip
+                  test_acc=accuracy + 0.002 * s, step_sd_frac=0.0)
+           for p in (CPU, XLA) for s in range(seeds)]  # fmt: skip
     sets = [str(write(cpu, tmp / name / "cpu"))]
     if gpu:
         g = [result("baseline", path=GPU, seed=s, throughput=50_000.0, test_acc=accuracy, step_sd_frac=0.0)
@@ -250,3 +251,56 @@ def png_size(data: bytes) -> tuple[int, int]:
     assert data[12:16] == b"IHDR"
     width, height = struct.unpack(">II", data[16:24])
     return int(width), int(height)
+
+
+# --- plugin benchmarks and users' datasets (real files) ------------------------------------------------
+
+PLUGIN_BUILD = """
+def build(ctx):
+    keras = ctx.keras
+    inputs = keras.Input(shape=ctx.input_shape, name="pixels")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = keras.layers.Dense(16, name="dense")(x)
+    x = keras.layers.Activation("relu", name="relu")(x)
+    x = keras.layers.Dense(ctx.n_classes, name="logits")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
+    return keras.Model(inputs, outputs, name=ctx.benchmark)
+"""
+
+
+def plugin_file(
+    directory: Path,
+    name: str = "tiny",
+    *,
+    attr: str = "TINY",
+    fields: str = "input_shape=(784,), n_classes=10",
+    build: str = PLUGIN_BUILD,
+    header: str = "",
+    file_name: str | None = None,
+) -> Path:
+    """A real plugin file ``directory/<name>.py`` defining ``attr`` = Benchmark(name, ..., ``fields``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / (file_name or f"{name}.py")
+    path.write_text(
+        f'"""A test plugin."""\n{header}\nfrom harness.spec.benchmarks import Benchmark, Defaults\n{build}\n'
+        f'{attr} = Benchmark(name={name!r}, description="a test plugin", build=build, {fields})\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def npz_file(path: Path, n_train: int = 120, n_test: int = 40, shape: tuple[int, ...] = (4, 4),
+             classes: int = 3, seed: int = 0, **overrides: Any) -> Path:  # fmt: skip
+    """A real user dataset file (uint8 samples, labels 0..classes-1); ``overrides`` replace or add arrays
+    (``None`` drops one)."""
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, Any] = {
+        "x_train": rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
+        "y_train": np.arange(n_train) % classes,
+        "x_test": rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
+        "y_test": np.arange(n_test) % classes,
+    }
+    arrays.update(overrides)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path

@@ -24,6 +24,15 @@ def tfparity(
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
+def run_python(
+    code: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh process with the repository importable."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-c", code], env=full_env, cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
 def docker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """The docker CLI, captured (for assertions about containers, projects and images)."""
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
@@ -57,3 +66,38 @@ def docker_backend_script(spec_dict: dict[str, Any], data_dir: Path, out_dir: Pa
             sys.exit(exc.exit_code)
         print("FINISHED", flush=True)
     """)
+
+
+EXAMPLE_MARKER = "<!-- your-own-benchmark:commands -->"
+
+
+def readme_example_commands() -> list[list[str]]:
+    """The commands of README's "Your own benchmark" (the first ```bash block after its marker)."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = text.split(EXAMPLE_MARKER, 1)[1]
+    block = after.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def run_readme_example(workdir: Path, *run_args: str, timeout: float = 1800) -> list[subprocess.CompletedProcess[str]]:
+    """Run README's example commands exactly as written, from a copy of the repository's example directory
+    in ``workdir`` (``python`` is this interpreter, ``tfparity`` is ``python -m harness``); ``run_args``
+    are appended to the ``tfparity run`` commands (e.g. ``--backend docker``). Stops at the first failure."""
+    import shutil
+
+    shutil.copytree(ROOT / "benchmarks" / "examples", workdir / "benchmarks" / "examples",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = []
+    for command in readme_example_commands():
+        program, args = command[0], command[1:]
+        argv = [sys.executable, *args] if program == "python" else [sys.executable, "-m", "harness", *args]
+        if program == "tfparity" and args[0] == "run":
+            argv += list(run_args)
+        proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+        done.append(proc)
+        if proc.returncode != 0:
+            break
+    return done

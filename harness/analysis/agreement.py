@@ -262,3 +262,36 @@ def check_relative_gate(subject: str, g: list[Run], sibling: list[Run], margin: 
         f"{head}: cannot show it loses no more than {margin:g} pp ({fmt_p(ni.noninferior_p)}, {n_desc}); add seeds",
         details,
     )
+
+
+# A model that did not learn agrees with itself on every path: its parity says nothing. Within this many
+# pp of chance (1 / classes) on a dataset whose class count is known, agreement checks become a WARN.
+CHANCE_MARGIN_PP = 5.0
+TEN_CLASS_DATASETS = ("mnist-5k", "mnist", "fashion-mnist", "synthetic")  # the built-in ones: 10 classes
+
+
+def at_chance(runs: list[Run]) -> tuple[float, float] | None:
+    """(mean test accuracy, chance rate) when ``runs`` sit at chance level; None when they learned or the
+    class count is unknown (users' datasets: no verdict is made up)."""
+    values = [x.result.test_accuracy for x in runs if x.result.test_accuracy is not None]
+    if not values or any(x.spec.dataset not in TEN_CLASS_DATASETS for x in runs):
+        return None
+    mean, chance = sum(values) / len(values), 1.0 / 10
+    return (mean, chance) if 100.0 * (mean - chance) <= CHANCE_MARGIN_PP else None
+
+
+def unless_learned(checks: list[Check], pair_runs: tuple[list[Run], list[Run]], names: tuple[str, str]) -> list[Check]:
+    """Agreement checks of a pair where either side sits at chance: PASS becomes an INCONCLUSIVE WARN."""
+    stuck = [
+        (name, found) for name, runs in zip(names, pair_runs, strict=True) if (found := at_chance(runs)) is not None
+    ]
+    if not stuck:
+        return checks
+    why = "; ".join(f"{name} test accuracy {mean:.3f} at chance ({chance:.3f})" for name, (mean, chance) in stuck)
+    out = []
+    for check in checks:
+        if check.name in ("accuracy-equivalence", "curves") and check.verdict == Verdict.PASS:
+            summary = f"INCONCLUSIVE: {why}: the model did not learn, so agreement says nothing; {check.summary}"
+            check = Check(check.name, Verdict.WARN, check.subject, summary, {**check.details, "at_chance": True})
+        out.append(check)
+    return out

@@ -96,6 +96,7 @@ def validate_units(runs: list[Run]) -> None:
                     f"dataset fingerprints differ for {bench}/{data}: {first.where} has {first_sha[:12]}, "
                     f"{run.where} has {sha[:12]}; runs on different data cannot be compared"
                 )
+        check_definitions(bench, data, unit_runs)
         first = unit_runs[0]
         hp0 = first.spec.hyperparameters
         for run in unit_runs[1:]:
@@ -107,6 +108,27 @@ def validate_units(runs: list[Run]) -> None:
                     f"hyperparameters differ for {bench}/{data} ({mode}): {first.where} vs {run.where}: {what}; "
                     "compare runs of one configuration at a time"
                 )
+
+
+def check_definitions(bench: str, data: str, unit_runs: list[Run]) -> None:
+    """Refuse (one line) runs of one benchmark name whose definitions differ: the sha256 of the
+    defining source file when both results have it, else the version (results from before
+    definitions were recorded carry none and are not refused)."""
+    recorded = [(run, run.result.benchmark) for run in unit_runs if run.result.benchmark is not None]
+    if not recorded:
+        return
+    first, info0 = recorded[0]
+    for run, info in recorded[1:]:
+        both_hashed = info.sha256 is not None and info0.sha256 is not None
+        if (info.sha256 != info0.sha256) if both_hashed else (info.version != info0.version):
+            what = "sha256" if both_hashed else "version"
+            mine, theirs = (info0.sha256 or "")[:12], (info.sha256 or "")[:12]
+            if not both_hashed:
+                mine, theirs = str(info0.version), str(info.version)
+            raise CompareError(
+                f"benchmark definitions differ for {bench}/{data}: {first.where} ran {info0.ref} ({what} {mine}), "
+                f"{run.where} ran {info.ref} ({what} {theirs}); results of different definitions cannot be compared"
+            )
 
 
 def plan_pairs(
@@ -257,7 +279,8 @@ def _reference_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[
         performance.check_memory(pair.subject, pair.runs, pair.other_runs, floors),
         performance.check_gpu_memory(pair.subject, pair.runs, pair.other_runs, floors),
     ]
-    return [c for c in checks if c is not None]
+    found = [c for c in checks if c is not None]
+    return agreement.unless_learned(found, (pair.runs, pair.other_runs), (pair.group, pair.other))
 
 
 def _sibling_checks(pair: Pair, tol: Tolerances, floors: NoiseFloors) -> list[Check]:

@@ -2,25 +2,6 @@
 
 A gate names a metric and the worsening it tolerates, in the metric's unit:
 
-metric         unit  better    samples the noise test runs on
-=============  ====  ========  ==================================================
-throughput     %     higher    steady-state per-step throughput (raw step times)
-step_time_p50  %     lower     steady-state per-step times (ms)
-peak_rss       %     lower     per-run peak RSS (MB)
-gpu_peak_mem   %     lower     per-run TF GPU allocator peak (MB; GPU groups only)
-compile_time   %     lower     per-run first-step (trace/compile) time (s)
-test_accuracy  pp    higher    per-seed test accuracy
-val_accuracy   pp    higher    per-seed last-epoch validation accuracy
-=============  ====  ========  ==================================================
-
-A change counts as a regression only when it is worse than the threshold AND outside run-to-run
-noise: a one-sided Mann-Whitney U test (scipy.stats) on the samples above rejects at alpha = 0.05,
-and, for the speed metrics, the change exceeds the spread of per-run medians.
-
-A GPU group's baseline must come from the same GPU models and driver (NVML / nvidia-smi facts):
-otherwise the comparison is refused (CompareError), or, with ``allow_hardware_change``, made with a
-WARN that says what changed. TF-free.
-=======
 =============  ====  ========  ==========================================================================
 metric         unit  better    one value per run (or seed), decided by
 =============  ====  ========  ==========================================================================

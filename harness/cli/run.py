@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cli import types
+from harness.cli import benchmarks
+from harness.cli.run_args import DEFAULT_RESULTS_DIR, add_arguments
 from harness.errors import ConfigError, RunInterrupted, SuiteStoppedError
-from harness.spec import names
-from harness.spec.presets import PRESETS, apply_preset
+from harness.spec.presets import apply_preset
 from harness.spec.run_spec import PathSpec, RunSpec
 from harness.spec.validate import parse_on_off
 
 HELP = "run one benchmark or a suite"
-DEFAULT_RESULTS_DIR = "results"
+
 # Exit codes of `tfparity run` besides 0 (all ok), 2 (bad input, nothing written) and 130/143 (signal):
 EXIT_RUNS_FAILED = 1  # the suite ran; at least one run failed (the benchmark's own failure)
 EXIT_SUITE_STOPPED = 3  # the machinery or the results directory failed: stopped, resumable
@@ -33,149 +33,6 @@ RESUME_FLAGS = {
     "memory_limit": "--memory-limit",
 }
 DESCRIPTION = "Run one benchmark or a suite; each run in its own process or container, one result JSON per run."
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    _what(p.add_argument_group("what to run"))
-    _hyperparameters(p.add_argument_group("hyperparameters (defaults: the seed script's)"))
-    _path(p.add_argument_group("path (device x precision x XLA x replicas) and execution"))
-    _replicas(p.add_argument_group("replicas on one host (tf.distribute.MirroredStrategy)"))
-    _where(p.add_argument_group("where and how"))
-
-
-Group = argparse._ArgumentGroup
-
-
-def _what(what: Group) -> None:
-    what.add_argument(
-        "--model", action="append", metavar="NAME", help=f"benchmark model (repeatable): {', '.join(names.BENCHMARKS)}"
-    )
-    what.add_argument("--suite", help="named suite: seed, paths, bn (see 'tfparity list')")
-    what.add_argument(
-        "--dataset",
-        action="append",
-        metavar="NAME",
-        help=f"dataset (repeatable; default mnist-5k): {', '.join(names.DATASETS)}",
-    )
-    what.add_argument("--data-dir", help="dataset directory (default $TFPARITY_DATA_DIR or ./data)")
-    what.add_argument(
-        "--mode",
-        choices=names.MODES,
-        help="train (default) or probe: one fixed batch's activations, loss and gradients "
-        "against a float64 reference (for tfparity compare's numerics check)",
-    )
-    what.add_argument(
-        "--preset",
-        choices=tuple(PRESETS),
-        help="seed: model.fit on numpy arrays exactly like the seed script; "
-        "fast: the measured fastest loop for the same experiment (see README)",
-    )
-
-
-def _hyperparameters(hp: Group) -> None:
-    hp.add_argument("--epochs", type=types.positive_int)
-    hp.add_argument("--batch-size", type=types.positive_int)
-    hp.add_argument("--learning-rate", type=types.positive_float)
-    hp.add_argument("--dropout-rate", type=float)
-    hp.add_argument("--validation-split", type=float)
-    hp.add_argument(
-        "--max-train-samples",
-        type=types.positive_int,
-        help="use only the first N training samples (quick runs); the training and the validation part must "
-        "each hold at least one batch (N >= 156 at batch 32 and split 0.2)",
-    )
-    seeds = hp.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=types.non_negative_int, help="one seed (default 0)")
-    seeds.add_argument("--seeds", type=types.positive_int, metavar="N", help="repeat with seeds 0..N-1")
-    hp.add_argument(
-        "--repeats",
-        type=types.positive_int,
-        default=1,
-        metavar="R",
-        help="run every spec R times, each in a fresh process, interleaved (all specs, then all again, ...); "
-        "with R >= 2 the suite's A/A spread is written to noise.json (the noise floor compare uses)",
-    )
-
-
-def _path(path: Group) -> None:
-    # Defaults are None and resolved in spec_from_args: --resume must see which flags were given.
-    path.add_argument("--device", help=f"{' | '.join(names.DEVICES)} (default cpu)")
-    path.add_argument("--precision", help=f"{' | '.join(names.PRECISIONS)} (default fp32)")
-    path.add_argument("--mixed-policy", help=f"override the mixed policy: {' | '.join(names.MIXED_POLICIES)}")
-    path.add_argument("--xla", help="on | off (Keras jit_compile; default off, on with --preset fast)")
-    path.add_argument("--deterministic", help="on | off (default: on, except off for XLA runs)")
-    path.add_argument("--steps-per-execution", type=types.positive_int)
-    path.add_argument("--input", help=f"{' | '.join(names.INPUTS)} (default tfdata)")
-    path.add_argument(
-        "--loop",
-        help=f"{' | '.join(names.LOOPS)}: keras Model.fit (default) or the compiled "
-        "multi-step loop of harness/worker/fastloop.py (same train_step and data order)",
-    )
-    path.add_argument(
-        "--warmup-steps",
-        type=types.non_negative_int,
-        help="steps excluded from steady-state throughput (default: the first epoch)",
-    )
-
-
-def _replicas(rep: Group) -> None:
-    rep.add_argument(
-        "--replicas",
-        action="append",
-        type=types.positive_int,
-        metavar="N",
-        help="N replicas: N GPUs on a GPU path, N logical CPU devices on a CPU path (path name e.g. cpu-fp32-x2; "
-        "default 1, no strategy); repeat for a scaling series, e.g. --replicas 1 --replicas 2",
-    )
-    rep.add_argument(
-        "--batch-per-replica",
-        action="store_true",
-        default=None,
-        help="--batch-size is each replica's batch, the global batch N times it (weak scaling, for throughput: "
-        "another optimisation); default: --batch-size is the global batch, so N replicas must agree with one",
-    )
-    rep.add_argument(
-        "--sync-bn",
-        metavar="on|off",
-        help="on: BatchNormalization(synchronized=True), statistics over the global batch; off (default): "
-        "Keras's per-replica statistics, which makes the batchnorm models another experiment on N replicas",
-    )
-
-
-def _where(ex: Group) -> None:
-    ex.add_argument("--backend", help=f"{' | '.join(names.BACKENDS)} (default local; with --resume: the suite's)")
-    ex.add_argument("--results-dir", help=f"parent of the suite directory (default ./{DEFAULT_RESULTS_DIR})")
-    ex.add_argument("--resume", metavar="DIR", help="finish an interrupted suite directory (its plan, its backend)")
-    ex.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="with --resume: run failed runs again too (their results are archived under attempts/)",
-    )
-    ex.add_argument("--timeout", type=types.positive_float, metavar="SECONDS", help="per-run timeout")
-    ex.add_argument("--rebuild", action="store_true", help="docker: rebuild the image first")
-    ex.add_argument("--memory-limit", help="docker: container memory limit, e.g. 2g")
-    ex.add_argument(
-        "--gpus",
-        type=_gpu_ids,
-        metavar="IDS",
-        help="docker --device gpu: the GPU ids each container gets, e.g. 0 or 0,1 (default 0: one GPU per run)",
-    )
-    # test-only: one of names.FAULTS, "slow:F" with a fraction (harness.spec.run_spec.parse_fault)
-    ex.add_argument("--inject-fault", type=types.from_parser(_fault), help=argparse.SUPPRESS)
-
-
-def _fault(text: str) -> str:
-    from harness.spec.run_spec import parse_fault
-
-    parse_fault(text)
-    return text
-
-
-def _gpu_ids(text: str) -> str:
-    """Validated here (one line, exit 2), handed to the docker backend as given."""
-    from harness.cli.docker import gpu_ids
-
-    return ",".join(gpu_ids(text))
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
@@ -219,7 +76,11 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     return spec.replace(**explicit)
 
 
-def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
+EXPERIMENT_FLAGS = ("epochs", "batch_size", "learning_rate", "validation_split")
+
+
+def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str, dict[str, benchmarks.Entry]]:
+    """The planned specs, the suite's name and the definition of each benchmark (plugins imported here)."""
     from harness.spec.suites import SuiteSpec, get_suite
 
     if not args.model and not args.suite:
@@ -227,18 +88,18 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
     if args.model and args.suite:
         raise ConfigError("give either --model or --suite, not both")
     base = spec_from_args(args)
-    for model in args.model or []:
-        RunSpec(benchmark=model)  # validates the name with the list of valid ones
-    datasets = args.dataset or [base.dataset]
-    for name in datasets:
-        RunSpec(dataset=name)
     if args.suite:
         suite = get_suite(args.suite, device=base.path.device, mixed_policy=base.path.mixed_policy)
+        entries = benchmarks.resolve(list(suite.benchmarks))
     else:
-        suite = SuiteSpec("run", tuple(dict.fromkeys(args.model)))
+        entries = benchmarks.resolve(args.model)
+        suite = SuiteSpec("run", tuple(entries))
+    datasets, files = benchmarks.dataset_choices(args.dataset or [benchmarks.default_dataset(entries)])
     seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
     replicas = list(dict.fromkeys(args.replicas or []))
-    return with_repeats(suite.expand(base, seeds, datasets, replicas), args.repeats), suite.name
+    specs = suite.expand(base, seeds, datasets, replicas, sources=benchmarks.sources(entries), files=files)
+    explicit = {flag for flag in EXPERIMENT_FLAGS if getattr(args, flag) is not None}
+    return with_repeats(benchmarks.with_defaults(specs, entries, explicit), args.repeats), suite.name, entries
 
 
 def with_repeats(specs: list[RunSpec], repeats: int) -> list[RunSpec]:
@@ -246,19 +107,38 @@ def with_repeats(specs: list[RunSpec], repeats: int) -> list[RunSpec]:
     return [spec.replace(repeat=r) for r in range(repeats) for spec in specs]
 
 
-def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[str, str]:
+def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[benchmarks.DataKey, benchmarks.DataFacts]:
     """Load every dataset once up front: missing/corrupt data, or a split with less than one batch in
     its training or validation part, is a user error before any run starts."""
     from harness import data
-    from harness.data.split import check_run_split
 
-    infos = {
-        name: data.load(name, Path(data_dir) if data_dir else None).info
-        for name in dict.fromkeys(s.dataset for s in specs)
-    }
-    for spec in specs:
-        check_run_split(spec, infos[spec.dataset].n_train)
-    return {name: info.sha256 for name, info in infos.items()}
+    facts = {}
+    for name, file in dict.fromkeys((s.dataset, s.dataset_file) for s in specs):
+        loaded = data.load(name, Path(data_dir) if data_dir else None, file=file)
+        facts[(name, file)] = benchmarks.DataFacts(
+            loaded.info.sha256, loaded.sample_shape, loaded.n_classes, loaded.info.n_train
+        )
+    return facts
+
+
+def check_plan(
+    specs: list[RunSpec], entries: dict[str, benchmarks.Entry], data_dir: str | None, resumed: Path | None, meta: Any
+) -> dict[str, str]:
+    """Data loads (unchanged, for a resumed suite), each benchmark accepts its data, each plugin's model
+    builds: or one line, exit 2. Returns each dataset's fingerprint (for the manifest)."""
+    from harness.data.split import check_run_split
+    from harness.orchestrate import preflight
+
+    facts = check_data(specs, data_dir)
+    fingerprints = {name: f.sha256 for (name, _file), f in facts.items()}
+    if resumed is not None:
+        _check_data_unchanged(meta.get("datasets"), fingerprints, resumed)
+    benchmarks.check_accepts(specs, entries, facts)
+    for spec in specs:  # after acceptance: a dataset the benchmark cannot take is the first thing to say
+        check_run_split(spec, facts[(spec.dataset, spec.dataset_file)].n_train)
+    shapes = {key: (f.sample_shape, f.n_classes) for key, f in facts.items()}
+    preflight.check_models(preflight.requests_for(specs, shapes))
+    return fingerprints
 
 
 def make_backend(args: argparse.Namespace, device: str) -> Any:
@@ -304,7 +184,7 @@ def _given(value: object) -> bool:
     return value is not None and value is not False
 
 
-def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
+def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path, dict[str, Any]]:
     from harness.store.layout import read_manifest
 
     _refuse_plan_flags(args)
@@ -319,15 +199,28 @@ def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     args.backend = planned
     if args.data_dir is None:
         args.data_dir = meta.get("data_dir")
-    return specs, out_dir
+    return specs, out_dir, meta
 
 
-def _new_suite(args: argparse.Namespace, specs: list[RunSpec], suite_name: str) -> Path:
+def _check_data_unchanged(recorded: object, fingerprints: dict[str, str], out_dir: Path) -> None:
+    """A resumed suite must train on the data it started with (an npz file may have been edited since)."""
+    if not isinstance(recorded, dict):
+        return  # a suite started before fingerprints were recorded
+    for name, sha in fingerprints.items():
+        if recorded.get(name, sha) != sha:
+            raise ConfigError(
+                f"dataset {name!r} changed since suite {str(out_dir)!r} started (fingerprint "
+                f"{str(recorded[name])[:12]} -> {sha[:12]}); its results would mix two datasets: start a new suite"
+            )
+
+
+def _new_suite(args: argparse.Namespace, specs: list[RunSpec], suite_name: str, meta: dict[str, Any]) -> Path:
     from harness.store.layout import new_suite_dir, write_manifest
 
     out_dir = new_suite_dir(Path(args.results_dir), suite_name)
     try:
-        write_manifest(out_dir, specs, {"suite": suite_name, "backend": args.backend, "data_dir": args.data_dir})
+        meta = {"suite": suite_name, "backend": args.backend, "data_dir": args.data_dir, **meta}
+        write_manifest(out_dir, specs, meta)
     except BaseException as exc:
         # Without its manifest the directory is neither a suite nor resumable: leave nothing behind
         # (disk full, Ctrl-C right here).
@@ -346,21 +239,25 @@ def run(args: argparse.Namespace) -> int:
     from harness.render.text import run_summary
     from harness.store.protocol import signal_name
 
+    meta: dict[str, Any] = {}
     if args.resume:
         if args.repeats != 1:
             raise ConfigError("--resume takes the plan (repeats included) from the suite directory; drop --repeats")
-        specs, out_dir = _resume_plan(args)
+        specs, out_dir, meta = _resume_plan(args)
+        entries = benchmarks.entries_for(specs)
+        benchmarks.check_unchanged(meta.get("benchmarks"), entries, out_dir)
     else:
         if args.retry_failed:
             raise ConfigError("--retry-failed re-runs the failed runs of a suite: give it with --resume DIR")
         args.backend = args.backend or "local"
         args.results_dir = args.results_dir or DEFAULT_RESULTS_DIR
-        specs, suite_name = plan_runs(args)
-    check_data(specs, args.data_dir)
+        specs, suite_name, entries = plan_runs(args)
+    fingerprints = check_plan(specs, entries, args.data_dir, out_dir if args.resume else None, meta)
     backend = make_backend(args, specs[0].path.device)
     backend.prepare(specs)
     if not args.resume:
-        out_dir = _new_suite(args, specs, suite_name)
+        recorded = {"benchmarks": benchmarks.definitions(entries), "datasets": fingerprints}
+        out_dir = _new_suite(args, specs, suite_name, recorded)
     print(f"tfparity: {len(specs)} run(s) -> {out_dir}", file=sys.stderr)
     try:
         results = runner.run_specs(

@@ -1,10 +1,11 @@
 """Canonical arrays, their validation and their fingerprint.
 
-Every dataset yields the same *canonical arrays*: ``uint8`` images of 784 pixels (0-255) and
-``uint8`` labels 0-9, split into train (the validation part included, in the order Keras will
+Every built-in dataset yields the same *canonical arrays*: ``uint8`` images of 784 pixels (0-255)
+and ``uint8`` labels 0-9, split into train (the validation part included, in the order Keras will
 split it) and test. :func:`harness.data.load` scales images to ``float32`` in [0, 1] and labels to
 ``int32``; :func:`fingerprint` hashes the canonical arrays before scaling, so two runs that report
-the same ``dataset.sha256`` trained and tested on byte-identical data.
+the same ``dataset.sha256`` trained and tested on byte-identical data. Users' datasets (any shape
+and dtype, :mod:`harness.data.arrays`) are hashed by the same :func:`fingerprint_arrays`.
 """
 
 from __future__ import annotations
@@ -23,17 +24,32 @@ N_PIXELS = 784
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# The order arrays enter a fingerprint; the validation pair only exists for some users' datasets.
+FINGERPRINT_ORDER = (*ARRAY_KEYS, "x_val", "y_val")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Arrays ready for ``model.fit``: train includes the validation part, in Keras's split order."""
+    """Arrays ready for ``model.fit``: train includes the validation part, in Keras's split order,
+    unless the dataset brings its own validation arrays (``x_val``/``y_val``, users' datasets)."""
 
-    x_train: np.ndarray  # float32 (n, 784) in [0, 1]
+    x_train: np.ndarray  # float32 (n, *sample_shape); the built-ins' (n, 784) in [0, 1]
     y_train: np.ndarray  # int32 (n,)
     x_test: np.ndarray
     y_test: np.ndarray
     info: DatasetInfo
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        """Classes the labels span: 1 + the largest label of any part."""
+        parts = [self.y_train, self.y_test] + ([self.y_val] if self.y_val is not None else [])
+        return 1 + max(int(p.max()) for p in parts if p.size)
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,8 @@ class Canonical:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
 def fingerprint(x_train_u8: np.ndarray, y_train: np.ndarray, x_test_u8: np.ndarray, y_test: np.ndarray) -> str:
@@ -58,16 +76,29 @@ def fingerprint(x_train_u8: np.ndarray, y_train: np.ndarray, x_test_u8: np.ndarr
     only on the array contents and order, so it is stable across processes, machines and
     NumPy versions, and any changed, added, removed or reordered byte changes it.
     """
+    return fingerprint_arrays(
+        {
+            "x_train": canonical_images(x_train_u8, "x_train"),
+            "y_train": canonical_labels(y_train, "y_train"),
+            "x_test": canonical_images(x_test_u8, "x_test"),
+            "y_test": canonical_labels(y_test, "y_test"),
+        }
+    )
+
+
+def fingerprint_arrays(arrays: dict[str, np.ndarray]) -> str:
+    """The fingerprint of canonical arrays of any shape and dtype (the definition of :func:`fingerprint`).
+
+    For each array present, in the order x_train, y_train, x_test, y_test, x_val, y_val:
+    ``"<name>|<dtype.str>|<shape>\n"`` and its C-order bytes, after the version string. With the
+    four arrays of a built-in dataset this is exactly :func:`fingerprint`'s digest.
+    """
     digest = hashlib.sha256(FINGERPRINT_VERSION.encode())
-    for key, arr, is_image in (
-        ("x_train", x_train_u8, True),
-        ("y_train", y_train, False),
-        ("x_test", x_test_u8, True),
-        ("y_test", y_test, False),
-    ):
-        canon = canonical_images(arr, key) if is_image else canonical_labels(arr, key)
-        digest.update(f"{key}|{canon.dtype.str}|{canon.shape}\n".encode())
-        digest.update(canon.tobytes(order="C"))
+    for key in FINGERPRINT_ORDER:
+        if key in arrays:
+            canon = np.ascontiguousarray(arrays[key])
+            digest.update(f"{key}|{canon.dtype.str}|{canon.shape}\n".encode())
+            digest.update(canon.tobytes(order="C"))
     return digest.hexdigest()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from harness.analysis.benchmark_claims import all_claims
 from harness.analysis.changepoints import SeriesScan, scan
 from harness.analysis.checks import Check, Comparison, Verdict
 from harness.analysis.claims import (
@@ -20,7 +21,6 @@ from harness.analysis.claims import (
     ClaimCheck,
     GapAnswer,
     bn_gap_answers,
-    seed_claims,
 )
 from harness.analysis.history import History, TrendRow, trend_rows
 from harness.analysis.samples import Run, label_runs
@@ -87,7 +87,7 @@ def build_report(
     """Everything the report shows; ``sources`` (one per result, as given to compare) group it as compare does."""
     runs = label_runs(results, sources)
     rows = group_rows(runs)
-    claims = seed_claims(runs)
+    claims = all_claims(runs)  # the seed's, then those the benchmarks make about themselves
     report = Report(
         title=title,
         generated_utc=generated_utc or utc_now(),

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.analysis.benchmark_claims import benchmark_claims
 from harness.analysis.changepoints import SeriesScan
 from harness.analysis.checks import Comparison, fmt
 from harness.analysis.claims import FAILS, UNMEASURABLE, seed_claims
 from harness.analysis.hardware import gpu_summary
 from harness.analysis.history import History, TrendRow
-from harness.analysis.samples import label_runs
+from harness.analysis.samples import Run, label_runs
 from harness.analysis.stats import Stat
 from harness.analysis.summary import group_rows
 from harness.render.changes import change_points_table, scan_note
@@ -89,19 +90,7 @@ def run_summary(results: Sequence[RunResult]) -> str:
         "peak RSS MB",
     ]
     text = [Table(headers, rows).text()]
-    # The same claim checks as the report (one definition of what the seed claimed).
-    # Unmeasurable claims are left out unless runs were excluded (say why nothing is answered).
-    claims = [
-        [c.dataset, c.path, c.claim, c.claimed, c.measured, "NO" if c.decision == FAILS else holds_text(c), c.note]
-        for c in seed_claims(runs)
-        if c.decision != UNMEASURABLE or c.excluded_runs
-    ]
-    if claims:
-        text += [
-            "",
-            "The seed's claims, as measured (mean ± sd over seeds):",
-            Table(["dataset", "path", "claim", "claimed", "measured", "holds", "note"], claims).text(),
-        ]
+    text += claims_lines(runs)
     if probes:
         text += ["", PROBE_HEADING, *probe_lines(probes)]
     failed = [r for r in train if not r.ok]
@@ -109,6 +98,22 @@ def run_summary(results: Sequence[RunResult]) -> str:
         text += ["", f"{len(failed)} run(s) did not finish:"]
         text += [f"  {r.run_id}: {r.status}: {r.error}" for r in failed]
     return "\n".join(text)
+
+
+def claims_lines(runs: Sequence[Run]) -> list[str]:
+    """The seed's claims, then the benchmarks' own: the same checks as the report (one definition each)."""
+    headers = ["dataset", "path", "claim", "claimed", "measured", "holds", "note"]
+    lines: list[str] = []
+    for title, checks in (
+        ("The seed's claims, as measured (mean ± sd over seeds):", seed_claims(runs)),
+        ("The benchmarks' own claims, as measured (mean ± sd over seeds):", benchmark_claims(runs)),
+    ):
+        # Unmeasurable claims are left out unless runs were excluded (say why nothing is answered).
+        rows = [[c.dataset, c.path, c.claim, c.claimed, c.measured, "NO" if c.decision == FAILS else holds_text(c),
+                 c.note] for c in checks if c.decision != UNMEASURABLE or c.excluded_runs]  # fmt: skip
+        if rows:
+            lines += ["", title, Table(headers, rows).text()]
+    return lines
 
 
 def comparison_text(comparison: Comparison) -> str:
@@ -166,6 +171,12 @@ def result_text(result: RunResult) -> str:
         f"steps/execution {spec.steps_per_execution}, loop {spec.loop}",
         f"when       {result.started_utc} -> {result.finished_utc}",
     ]
+    if result.benchmark:
+        b = result.benchmark
+        lines.append(
+            f"defined    {b.origin}: {b.ref}" + (f" {b.version}" if b.version else "")
+            + (f", sha256 {b.sha256[:16]}…" if b.sha256 else "") + f", source via {b.delivery}"
+        )  # fmt: skip
     if result.dataset:
         d = result.dataset
         lines.append(

@@ -15,9 +15,23 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.spec import names
+from harness.spec.benchmarks.registry import BUILTIN
+from harness.spec.benchmarks.sources import parse_source
 from harness.spec.validate import boolean, float_in, int_at_least, one_of, safe_name
 
 SPEC_VERSION = 1
+# Where a plugin benchmark or a user's npz file comes from: recorded only when set, so that the specs
+# (and run ids) of built-in benchmarks on built-in data are what they always were.
+LOCATION_FIELDS = ("benchmark_source", "dataset_file")
+# Fields added after spec version 1, with the default that means "as before they existed": left out
+# of to_dict() at that default (see RunSpec.to_dict), so old specs keep their run ids.
+SPEC_FIELDS_ADDED: dict[str, Any] = {
+    "batch_per_replica": False,
+    "sync_batchnorm": False,
+    "repeat": 0,
+    **{key: None for key in LOCATION_FIELDS},
+}
+PATH_FIELDS_ADDED: dict[str, Any] = {"replicas": 1}
 
 
 @dataclass(frozen=True)
@@ -83,7 +97,11 @@ class PathSpec:
         return f"{self.device}-{prec}" + ("-xla" if self.xla else "") + replicas
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for key, default in PATH_FIELDS_ADDED.items():
+            if data[key] == default:
+                del data[key]  # a path written before the field existed: same dict, same run_id
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> PathSpec:
@@ -130,10 +148,14 @@ class RunSpec:
     # Index of an identical repeat of this spec (tfparity run --repeats R): 0..R-1. Changes run_id only;
     # repeats in fresh processes measure the run-to-run (A/A) noise of speed and memory.
     repeat: int = 0
+    # A plugin benchmark's source ("module:pkg.mod:NAME", "entry-point:pkg.mod:NAME",
+    # "file:/abs/path.py:NAME", see harness.spec.benchmarks.sources); None: a built-in.
+    benchmark_source: str | None = None
+    # The user's .npz file of --dataset npz:PATH (absolute); the dataset is then named "npz-<stem>".
+    dataset_file: str | None = None
 
     def __post_init__(self) -> None:
-        one_of("benchmark", self.benchmark, tuple(names.BENCHMARKS))
-        one_of("dataset", self.dataset, tuple(names.DATASETS))
+        self._check_benchmark_and_dataset()
         if not isinstance(self.path, PathSpec):
             raise ConfigError(f"path must be a PathSpec, got {self.path!r}")
         int_at_least("seed", self.seed, 0)
@@ -192,6 +214,35 @@ class RunSpec:
         """Samples per training step over all replicas: ``batch_size``, or N x it with ``batch_per_replica``."""
         return self.batch_size * self.path.replicas if self.batch_per_replica else self.batch_size
 
+    def _check_benchmark_and_dataset(self) -> None:
+        """Built-in names against the registry; a plugin's names need only be safe (its source
+        defines them, and compare must read its results where the plugin is not installed)."""
+        if self.benchmark_source is None:
+            if self.benchmark not in names.BENCHMARKS:
+                one_of("benchmark", self.benchmark, tuple(names.BENCHMARKS))
+        else:
+            safe_name("benchmark", self.benchmark)
+            parse_source(self.benchmark_source)
+        if self.dataset_file is not None:
+            if not isinstance(self.dataset_file, str) or not self.dataset_file.startswith("/"):
+                raise ConfigError(f"dataset_file must be an absolute path, got {self.dataset_file!r}")
+            expected = names.npz_dataset_name(self.dataset_file)
+            if self.dataset != expected:
+                raise ConfigError(
+                    f"dataset of file {self.dataset_file!r} must be named {expected!r}, got {self.dataset!r}"
+                )
+        elif self.dataset not in names.DATASETS:
+            if self.benchmark_source is None or str(self.dataset).startswith(names.NPZ_PREFIX):
+                one_of("dataset", self.dataset, tuple(names.DATASETS))
+            safe_name("dataset", self.dataset)  # one the plugin provides
+
+    @property
+    def uses_dropout_rate(self) -> bool:
+        """Whether --dropout-rate changes this benchmark (a plugin's definition may not be loaded here:
+        then it counts, so that runs with different rates are never compared)."""
+        builtin = BUILTIN.get(self.benchmark) if self.benchmark_source is None else None
+        return builtin.benchmark.uses_dropout_rate if builtin is not None else True
+
     @property
     def deterministic_ops(self) -> bool:
         """Whether op determinism is enabled for this run (resolved)."""
@@ -217,7 +268,7 @@ class RunSpec:
             "batch_per_replica": self.batch_per_replica,
             "validation_split": self.validation_split,
             "learning_rate": self.learning_rate,
-            "dropout_rate": self.dropout_rate if self.benchmark == "batchnorm_dropout" else None,
+            "dropout_rate": self.dropout_rate if self.uses_dropout_rate else None,
             "max_train_samples": self.max_train_samples,
             "mode": self.mode,
         }
@@ -249,8 +300,12 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if not self.repeat:
-            del data["repeat"]  # repeat 0 is every spec written before repeats existed: same run_id
+        data["path"] = self.path.to_dict()
+        # A field added after spec version 1, at its default, is left out: every spec written before it
+        # existed serialises (and hashes into its run_id) as it did, so old suites stay resumable.
+        for key, default in SPEC_FIELDS_ADDED.items():
+            if data[key] == default and type(data[key]) is type(default):
+                del data[key]
         data["spec_version"] = SPEC_VERSION
         return data
 

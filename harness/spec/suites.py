@@ -7,12 +7,14 @@ base RunSpec the user configured (epochs, batch size, input mode, ...).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import ConfigError
-from harness.spec import names
 from harness.spec.run_spec import PathSpec, RunSpec
+
+SEED_MODELS = ("baseline", "batchnorm", "batchnorm_dropout")  # the seed experiment's models
 
 SUITES: dict[str, str] = {
     "seed": "the seed experiment: baseline, batchnorm, batchnorm_dropout on the chosen path",
@@ -30,18 +32,37 @@ class SuiteSpec:
     paths: tuple[PathSpec, ...] | None = None
 
     def expand(
-        self, base: RunSpec, seeds: list[int], datasets: list[str] | None = None, replicas: Sequence[int] = ()
+        self,
+        base: RunSpec,
+        seeds: list[int],
+        datasets: list[str] | None = None,
+        replicas: Sequence[int] = (),
+        sources: Mapping[str, str | None] | None = None,
+        files: Mapping[str, str | None] | None = None,
     ) -> list[RunSpec]:
-        """All runs of the suite, ordered seed-major so partial results cover every model early;
-        ``replicas`` (e.g. ``(1, 2)``) repeats every path with each replica count."""
+        """All runs of the suite, ordered seed-major so partial results cover every model early.
+
+        ``replicas`` (e.g. ``(1, 2)``) repeats every path with each replica count; ``sources`` gives a
+        plugin benchmark's source (RunSpec.benchmark_source) by name, ``files`` a user dataset's .npz
+        file (RunSpec.dataset_file) by dataset name.
+        """
         datasets = datasets or [base.dataset]
         paths = self.paths or (base.path,)
         if replicas:
             paths = tuple(dataclasses.replace(p, replicas=n) for p in paths for n in replicas)
         if not seeds:
             raise ConfigError("a suite needs at least one seed")
+
+        def where(benchmark: str, dataset: str) -> dict[str, Any]:
+            return {
+                "benchmark": benchmark,
+                "benchmark_source": (sources or {}).get(benchmark),
+                "dataset": dataset,
+                "dataset_file": (files or {}).get(dataset),
+            }
+
         return [
-            dataclasses.replace(base, benchmark=benchmark, dataset=dataset, path=path, seed=seed, suite=self.name)
+            dataclasses.replace(base, **where(benchmark, dataset), path=path, seed=seed, suite=self.name)
             for seed in seeds
             for dataset in datasets
             for path in paths
@@ -52,7 +73,7 @@ class SuiteSpec:
 def get_suite(name: str, device: str = "cpu", mixed_policy: str | None = None) -> SuiteSpec:
     """The suite of that name for a device (``paths`` spans precision x XLA on it)."""
     if name == "seed":
-        return SuiteSpec("seed", tuple(names.BENCHMARKS))
+        return SuiteSpec("seed", SEED_MODELS)
     if name == "bn":
         return SuiteSpec("bn", ("baseline", "batchnorm"))
     if name == "paths":
@@ -68,5 +89,5 @@ def get_suite(name: str, device: str = "cpu", mixed_policy: str | None = None) -
             for precision in precisions
             for xla in (False, True)
         )
-        return SuiteSpec("paths", tuple(names.BENCHMARKS), paths)
+        return SuiteSpec("paths", SEED_MODELS, paths)
     raise ConfigError(f"suite must be one of {tuple(SUITES)}, got {name!r}")

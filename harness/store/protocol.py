@@ -34,6 +34,12 @@ WORKER_ERROR_PREFIX = "tfparity-worker: "
 WORKER_MODULE = "harness.worker"
 FACTS_PREFIX = "TFPARITY_FACTS "
 
+# The pre-flight check of plugin benchmarks (harness.worker.check): a JSON list of requests
+# ({"spec", "dataset", "input_shape", "n_classes"}) on stdin, one answer line per request
+# (CHECK_PREFIX + {"ok": true|false|null, ...}; null: no TensorFlow to check with) on stdout.
+CHECK_MODULE = "harness.worker.check"
+CHECK_PREFIX = "TFPARITY_CHECK "
+
 
 class ExitCode(IntEnum):
     """Exit codes of the worker process (and of the container that runs it)."""

@@ -22,7 +22,10 @@ from harness.store.telemetry import GpuInfo, GpuSamples, Telemetry
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2 added telemetry, the benchmark's definition, replica/TF32 evidence, GPU allocator peaks; each with a
+# default meaning "not recorded", so version 1 files load as written. A newer file is refused.
+SCHEMA_VERSION = 2
+READ_VERSIONS = (1, 2)
 STATUSES = ("ok", "failed", "interrupted")
 
 
@@ -47,6 +50,20 @@ class DatasetInfo:
     n_test: int
     sha256: str  # fingerprint of the arrays (see data.fingerprint)
     synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """The benchmark definition that ran (harness.spec.benchmarks): compare refuses results whose
+    definitions differ (``sha256`` of the defining source file, else ``version``)."""
+
+    name: str
+    origin: str  # "built-in" | "entry-point" | "module" | "file"
+    ref: str  # "package.module:NAME" or "/abs/path.py:NAME"
+    sha256: str | None  # of the source file that defines it
+    version: str | None  # its distribution's version (tfparity's for built-ins), when known
+    delivery: str  # "package" | "host" | "read-only mount" | "writable mount" (how the source reached the worker)
+    claims: dict[str, Any] = field(default_factory=dict)  # the definition's claims, as data, by kind
 
 
 @dataclass(frozen=True)
@@ -230,6 +247,7 @@ class RunResult:
     log_tail: list[str] = field(default_factory=list)
     # Mode-specific payload (e.g. the numerics probe's per-layer values).
     extra: dict[str, Any] = field(default_factory=dict)
+    benchmark: BenchmarkInfo | None = None  # None in results written before benchmarks were plugins
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -253,14 +271,14 @@ class RunResult:
         if not isinstance(data, dict):
             raise ResultError(f"a result must be a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READ_VERSIONS or isinstance(version, bool):
             if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
                 raise ResultError(
                     f"result has schema_version {version}, newer than this tfparity reads ({SCHEMA_VERSION}); "
                     "upgrade tfparity to read it"
                 )
             raise ResultError(
-                f"result has schema_version {version!r}, this tfparity reads version {SCHEMA_VERSION}; "
+                f"result has schema_version {version!r}, this tfparity reads versions {list(READ_VERSIONS)}; "
                 "re-run the benchmark with this version (older results are not migrated)"
             )
         result: RunResult = _build(cls, data, "result")
@@ -275,7 +293,8 @@ class RunResult:
 
 # Every dataclass a result nests, by the name its annotations use.
 _SCHEMA: dict[str, type] = {
-    cls.__name__: cls for cls in (EpochMetrics, DatasetInfo, Timing, Memory, Evidence, Telemetry, GpuInfo, GpuSamples)
+    cls.__name__: cls
+    for cls in (EpochMetrics, DatasetInfo, Timing, Memory, Evidence, Telemetry, GpuInfo, GpuSamples, BenchmarkInfo)
 }
 _SCALARS: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
 _SCALAR_WORDS = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false"}

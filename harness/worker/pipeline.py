@@ -3,7 +3,8 @@
 ``validation_split`` follows Keras exactly: the *last* ``n - floor(n * (1 - split))`` samples of
 the training arrays, taken before any shuffling, so ``--input numpy`` (``fit(x, y,
 validation_split=...)``, the seed script's way) and ``--input tfdata`` train and validate on the
-same samples.
+same samples. A dataset that brings its own validation arrays (users' datasets, ``x_val``/``y_val``)
+validates on exactly those, for both input modes.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ class SplitArrays:
     y_val: np.ndarray
 
 
-def split_train_val(x: np.ndarray, y: np.ndarray, spec: RunSpec) -> SplitArrays:
-    """Keras-style split, optionally limited to ``spec.max_train_samples`` (train and val shrunk alike)."""
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+def split_train_val(x: np.ndarray, y: np.ndarray, spec: RunSpec, *, val: Arrays | None = None) -> SplitArrays:
+    """Keras-style split, optionally limited to ``spec.max_train_samples`` (train and val shrunk alike);
+    with the dataset's own ``val`` arrays, those validate and ``max_train_samples`` limits training only."""
+    if val is not None:
+        keep = len(x) if spec.max_train_samples is None else min(len(x), spec.max_train_samples)
+        return SplitArrays(x[:keep], y[:keep], val[0], val[1])
     at = split_at(len(x), spec.validation_split)
     x_tr, y_tr, x_val, y_val = x[:at], y[:at], x[at:], y[at:]
     if spec.max_train_samples is not None and spec.max_train_samples < len(x):
@@ -65,8 +73,14 @@ def make_tfdata(parts: SplitArrays, spec: RunSpec) -> tuple[Any, Any | None]:
     return train, val
 
 
-def fit_kwargs(x: np.ndarray, y: np.ndarray, spec: RunSpec) -> tuple[dict[str, Any], int, int]:
+def fit_kwargs(
+    x: np.ndarray, y: np.ndarray, spec: RunSpec, *, val: Arrays | None = None
+) -> tuple[dict[str, Any], int, int]:
     """Arguments for ``model.fit`` for the spec's input mode, and the training/validation sample counts."""
+    if spec.input == "numpy" and val is not None:
+        parts = split_train_val(x, y, spec, val=val)
+        kwargs = {"x": parts.x_train, "y": parts.y_train, "batch_size": spec.batch_size, "shuffle": True}
+        return {**kwargs, "validation_data": val}, len(parts.x_train), len(parts.x_val)
     if spec.input == "numpy":
         x_all, y_all = limit_training_arrays(x, y, spec)
         n_train = split_at(len(x_all), spec.validation_split)
@@ -74,6 +88,13 @@ def fit_kwargs(x: np.ndarray, y: np.ndarray, spec: RunSpec) -> tuple[dict[str, A
         if spec.validation_split > 0:
             kwargs["validation_split"] = spec.validation_split
         return kwargs, n_train, len(x_all) - n_train
-    parts = split_train_val(x, y, spec)
-    train, val = make_tfdata(parts, spec)
-    return {"x": train, "validation_data": val}, len(parts.x_train), len(parts.x_val)
+    parts = split_train_val(x, y, spec, val=val)
+    train, val_data = make_tfdata(parts, spec)
+    return {"x": train, "validation_data": val_data}, len(parts.x_train), len(parts.x_val)
+
+
+def own_validation(dataset: Any) -> Arrays | None:
+    """The dataset's own validation arrays (a ``harness.data.Dataset``), or None: split as Keras does."""
+    if dataset.x_val is None or dataset.y_val is None:
+        return None
+    return dataset.x_val, dataset.y_val

@@ -31,66 +31,16 @@ import numpy as np
 
 from harness.spec.run_spec import RunSpec
 from harness.store.jsonio import json_safe
+from harness.worker import probe_routes
+from harness.worker.probe_tolerances import NUMERICS_OF_DTYPE, path_numerics, tolerances
 
 log = logging.getLogger(__name__)
 
 PROBE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Tolerance on the relative L2 error = factor x eps, where eps is the unit of the rounding that
-    dominates the path's arithmetic."""
-
-    eps: float
-    activation_factor: float
-    gradient_factor: float
-
-
-# Per numerics (the path's precision; float64 is the reference itself), measured on the seed's three
-# models, mnist-5k, batch 32, seeds 0-4, on this project's CPU machines. The low-precision factors leave
-# 2-3x headroom over the worst error measured; fp32's still catch one layer run in float16 inside a
-# float32 model (~1e3 float32 eps).
-TOLERANCES: dict[str, Tolerance] = {
-    # float32 arithmetic, TF32 off: eps 2**-23. Measured below 3 eps on activations and gradients.
-    "fp32": Tolerance(2.0**-23, 100.0, 200.0),
-    # TensorFloat-32: "float32 inputs of supported ops, such as tf.linalg.matmul, will be rounded from 23
-    # bits of precision to 10 bits", with float32 accumulation (docstring of TF 2.21's
-    # tf.config.experimental.enable_tensor_float_32_execution): eps 2**-10 on matmul/convolution inputs.
-    # Emulated on CPU (every Dense matmul's inputs rounded, forward and backward; tests/worker/test_probe.py):
-    # activations below 0.62 eps rounding to nearest, 2.4 eps truncating (dense_1 ~2.5e-4 and ~8e-4
-    # relative; TF-FACTS.md: ~3e-4 on Dense 784->128); gradients below 54 eps (a ReLU mask flipping at a
-    # pre-activation near 0: batchnorm, seed 1, relu_1).
-    "tf32": Tolerance(2.0**-10, 8.0, 128.0),
-    # mixed_float16: float16 compute dtype, eps 2**-10, gradients with loss scaling (FLOAT16_LOSS_SCALE).
-    # Measured below 0.8 eps on activations and 23 eps on gradients.
-    "mixed_float16": Tolerance(2.0**-10, 16.0, 64.0),
-    # mixed_bfloat16: bfloat16 compute dtype, eps 2**-7. Measured below 1.4 eps on activations and 13
-    # eps on gradients.
-    "mixed_bfloat16": Tolerance(2.0**-7, 8.0, 32.0),
-    # float64 (the reference's own dtype; used when probing a float64 model): eps 2**-52.
-    "float64": Tolerance(2.0**-52, 64.0, 256.0),
-}
-# The numerics a model's compute dtype implies when no precision is named (TF32 is not a dtype).
-NUMERICS_OF_DTYPE = {"float32": "fp32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16", "float64": "float64"}
 # float16 gradients underflow without loss scaling (Keras wraps the optimizer in a
 # LossScaleOptimizer for mixed_float16); the probe scales the loss by a fixed power of two.
 FLOAT16_LOSS_SCALE = 2.0**10
 _TINY = 1e-30
-
-
-def tolerances(numerics: str) -> dict[str, float]:
-    """Activation and gradient tolerances (relative L2 error) for a path's numerics (see TOLERANCES)."""
-    if numerics not in TOLERANCES:
-        raise ValueError(f"no probe tolerance for numerics {numerics!r}; known: {sorted(TOLERANCES)}")
-    tol = TOLERANCES[numerics]
-    return {"activation": tol.activation_factor * tol.eps, "gradient": tol.gradient_factor * tol.eps}
-
-
-def path_numerics(spec: RunSpec) -> str:
-    """The key of TOLERANCES for ``spec``'s path: its precision, or its mixed policy."""
-    path = spec.path
-    return path.precision if path.precision in ("fp32", "tf32") else path.policy
 
 
 def fixed_batch(dataset: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +95,14 @@ def _compute_layers(model: Any) -> list[Any]:
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def _forward_backward(model: Any, x: Any, y: Any, loss_scale: float) -> tuple[list[Any], Any, list[Any], list[Any]]:
+def _forward_backward(
+    model: Any,
+    x: Any,
+    y: Any,
+    loss_scale: float,
+    routes: dict[int, Any] | None = None,
+    loss_name: str = "sparse_categorical_crossentropy",
+) -> tuple[list[Any], Any, list[Any], list[Any]]:
     """Layer-by-layer forward pass and gradients; traceable by tf.function (with or without XLA).
 
     Returns (activations, loss, boundary grads, weight grads): ``boundary grads`` has one entry
@@ -160,16 +117,18 @@ def _forward_backward(model: Any, x: Any, y: Any, loss_scale: float) -> tuple[li
         tape.watch(x)
         h = x
         activations = []
-        for layer in layers:
+        for i, layer in enumerate(layers):
             if isinstance(layer, keras.layers.Dropout):
                 h = tf.identity(h)  # see module docstring: dropout is the identity in the probe
             elif isinstance(layer, keras.layers.BatchNormalization):
                 h = layer(h, training=True)
+            elif routes is not None and i in routes:
+                h = probe_routes.routed(h, routes[i])  # the reference replays the path's pooling choice
             else:
                 h = layer(h)
             activations.append(h)
         probs = tf.cast(activations[-1], tf.float32 if activations[-1].dtype != tf.float64 else tf.float64)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+        loss = tf.reduce_mean(keras.losses.get(loss_name)(y, probs))  # the benchmark's loss, per sample
         scaled = loss * tf.cast(loss_scale, loss.dtype)
     act_grads = tape.gradient(scaled, [x, *activations])
     weight_grads = [
@@ -220,6 +179,8 @@ def compare_models(
     *,
     jit_compile: bool = False,
     numerics: str | None = None,
+    loss: str = "sparse_categorical_crossentropy",
+    watch: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Probe ``model`` against a float64 ``reference`` of the same layers; the JSON-serialisable comparison
     (see :func:`probe_payload`). ``numerics`` (a key of :data:`TOLERANCES`) sets the tolerances; default:
@@ -234,24 +195,18 @@ def compare_models(
     x_tf, y_tf = tf.constant(x), tf.constant(y)
 
     def path_step(xb: Any, yb: Any) -> Any:
-        return _forward_backward(model, xb, yb, loss_scale)
+        return _forward_backward(model, xb, yb, loss_scale, loss_name=loss)
 
     step = tf.function(path_step, jit_compile=True) if jit_compile else path_step
-    acts, loss, act_grads, w_grads = step(x_tf, y_tf)
-    r_acts, r_loss, r_act_grads, r_w_grads = _forward_backward(reference, tf.cast(x_tf, tf.float64), y_tf, 1.0)
-
-    names = [layer.name for layer in _compute_layers(model)]
-    dtypes = [str(a.dtype.name) for a in acts]
+    acts, loss_value, act_grads, w_grads = step(x_tf, y_tf)
+    routes = probe_routes.pool_routes(_compute_layers(model), x_tf, acts)
+    r_acts, r_loss, r_act_grads, r_w_grads = _forward_backward(
+        reference, tf.cast(x_tf, tf.float64), y_tf, 1.0, routes, loss
+    )
     path_values = _Values(_numpy(acts, 1.0), _numpy(act_grads, loss_scale), _numpy(w_grads, loss_scale))
     ref_values = _Values(_numpy(r_acts, 1.0), _numpy(r_act_grads, 1.0), _numpy(r_w_grads, 1.0))
-    layers = [_layer_errors(i, name, dtypes[i], path_values, ref_values, tol) for i, name in enumerate(names)]
-    first, kind = _first_divergent(layers)
-    loss_v, r_loss_v = float(np.asarray(loss)), float(np.asarray(r_loss))
-    loss_rel = abs(loss_v - r_loss_v) / max(abs(r_loss_v), _TINY) if math.isfinite(loss_v) else math.inf
-    logits_idx = names.index("logits") if "logits" in names else len(names) - 1
-    passed = first is None and loss_rel <= tol["activation"]
-    if first is None and not passed:
-        first, kind = "loss", "loss"
+    dtypes = [str(a.dtype.name) for a in acts]
+    layers = _judged_layers(_compute_layers(model), dtypes, path_values, ref_values, tol, watch)
     payload = {
         "probe_version": PROBE_VERSION,
         "compute_dtype": compute_dtype,
@@ -260,8 +215,36 @@ def compare_models(
         "loss_scale": loss_scale,
         "tolerance": tol,
         "batch_size": int(len(x)),
-        "loss": loss_v,
-        "loss_float64": r_loss_v,
+        **_verdict(layers, float(np.asarray(loss_value)), float(np.asarray(r_loss)), tol),
+    }
+    if routes:
+        payload["routed_layers"] = [layer.name for i, layer in enumerate(_compute_layers(model)) if i in routes]
+    if watch:
+        payload["watched_layers"] = list(watch)
+    result: dict[str, Any] = json_safe(payload)
+    return result
+
+
+def _judged_layers(
+    layers: list[Any], dtypes: list[str], path: _Values, ref: _Values, tol: dict[str, float], watch: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Each layer's errors and verdicts; only the benchmark's ``probe_layers`` when it names some."""
+    judged = [_layer_errors(i, layer.name, dtypes[i], path, ref, tol) for i, layer in enumerate(layers)]
+    return [entry for entry in judged if entry["name"] in watch] if watch else judged
+
+
+def _verdict(layers: list[dict[str, Any]], loss: float, ref_loss: float, tol: dict[str, float]) -> dict[str, Any]:
+    """The first divergent layer (forward, then backward), the loss error and whether the probe passed."""
+    first, kind = _first_divergent(layers)
+    loss_rel = abs(loss - ref_loss) / max(abs(ref_loss), _TINY) if math.isfinite(loss) else math.inf
+    names = [layer["name"] for layer in layers]
+    logits_idx = names.index("logits") if "logits" in names else len(names) - 1
+    passed = first is None and loss_rel <= tol["activation"]
+    if first is None and not passed:
+        first, kind = "loss", "loss"
+    return {
+        "loss": loss,
+        "loss_float64": ref_loss,
         "loss_rel_err": loss_rel,
         "logits_rel_err": layers[logits_idx]["activation_rel_err"],
         "layers": layers,
@@ -269,8 +252,6 @@ def compare_models(
         "divergence": kind,
         "passed": passed,
     }
-    result: dict[str, Any] = json_safe(payload)
-    return result
 
 
 @dataclass(frozen=True)
@@ -338,14 +319,18 @@ def probe_payload(spec: RunSpec, dataset: Any) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from harness.worker.models import build_model
+    from harness.worker.models import build_model, definition
 
     keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec, compile_model=False)
+    model = build_model(spec, compile_model=False, data=dataset)
     initial = weights_sha256(model)
     reference = clone_with_dtype(model, "float64")
     x, y = fixed_batch(dataset, spec.batch_size)
-    payload = compare_models(model, reference, x, y, jit_compile=spec.path.xla, numerics=path_numerics(spec))
+    bench = definition(spec).benchmark
+    payload = compare_models(
+        model, reference, x, y, jit_compile=spec.path.xla, numerics=path_numerics(spec), loss=bench.loss,
+        watch=bench.probe_layers,
+    )  # fmt: skip
     payload.update(
         {
             "policy": spec.path.policy,
@@ -382,7 +367,7 @@ def probe(spec: RunSpec, data_dir: Path | None) -> dict[str, Any]:
         facts = telemetry.telemetry()
     tf, dataset = ready.tf, ready.dataset
     with tf.device(f"/{ready.device}"):
-        model = build_model(spec)  # compiled like a training run: its evidence is the run's
+        model = build_model(spec, data=dataset)  # compiled like a training run: its evidence is the run's
         payload = probe_payload(spec, dataset)
     ran = evidence.collect(tf, model, spec)
     evidence.require_match(ran, spec)

@@ -21,6 +21,7 @@ from harness.store import provenance
 from harness.store.results import RunResult, Timing, write_result
 from harness.timeutil import utc_now
 from harness.worker.metrics import RssSampler
+from harness.worker.models import benchmark_info
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 30
@@ -30,8 +31,11 @@ def run(spec: RunSpec, result_path: Path, data_dir: Path | None) -> RunResult:
     """Run ``spec`` and write its result (ok or failed) to ``result_path``; never raises for run failures."""
     started_utc = utc_now()
     started = time.perf_counter()
+    benchmark = None
     with RssSampler() as sampler:
         try:
+            # First: a plugin's import (and the datasets it provides) happens before any data is loaded.
+            benchmark = benchmark_info(spec)
             fields = _dispatch(spec, data_dir, started, sampler)
             status, error, tail = "ok", None, []
         except (Exception, MemoryError) as exc:  # one failure is a result, not a crash
@@ -39,6 +43,7 @@ def run(spec: RunSpec, result_path: Path, data_dir: Path | None) -> RunResult:
             status, error = "failed", describe_failure(exc)
             tail = traceback.format_exc().splitlines()[-LOG_TAIL_LINES:]
             fields = {"environment": _environment_after_failure()}
+    fields["benchmark"] = benchmark
     if isinstance(fields.get("timing"), Timing):
         fields["timing"] = dataclasses.replace(fields["timing"], total_wall_time_s=time.perf_counter() - started)
     result = RunResult(

@@ -119,6 +119,6 @@ def setup(spec: RunSpec, data_dir: Path | None) -> Setup:
     """
     from harness import data
 
-    dataset = data.load(spec.dataset, data_dir, validation_split=spec.validation_split)
+    dataset = data.load(spec.dataset, data_dir, validation_split=spec.validation_split, file=spec.dataset_file)
     tf = configure_tensorflow(spec)
     return Setup(tf, dataset, tf_device(spec))

@@ -59,7 +59,7 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
     place = distribute.placement(tf, spec, device)
     batch = spec.global_batch_size
     with sampler_for(spec.path.device) as telemetry, place.scope():
-        model = build_model(spec)
+        model = build_model(spec, data=dataset)
         distribute.synchronize_batchnorm(model, spec)
         fitted = _fit(model, dataset, spec, callbacks, telemetry, place)
         test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=batch, verbose=0)
@@ -107,7 +107,7 @@ def _fit(
     placement; the telemetry window is exactly the training loop."""
     run: Any
     if spec.loop == "compiled":
-        parts = pipeline.split_train_val(dataset.x_train, dataset.y_train, spec)
+        parts = pipeline.split_train_val(dataset.x_train, dataset.y_train, spec, val=pipeline.own_validation(dataset))
         n_train, n_val = len(parts.x_train), len(parts.x_val)
 
         def run() -> Any:
@@ -126,7 +126,9 @@ def _fit(
             )
 
     else:
-        fit_args, n_train, n_val = pipeline.fit_kwargs(dataset.x_train, dataset.y_train, spec)
+        fit_args, n_train, n_val = pipeline.fit_kwargs(
+            dataset.x_train, dataset.y_train, spec, val=pipeline.own_validation(dataset)
+        )
         first = slice(0, spec.global_batch_size)
         distribute.keep_data_order(model, place, dataset.x_train[first], dataset.y_train[first])
 

@@ -577,3 +577,42 @@ def test_gpu_allocator_peak_compared_between_gpu_groups_only() -> None:
     assert mem.details["changed"] is True and mem.details["decision"] == "higher" and mem.details["ci_low"] > 1.0
     # Against the CPU reference there is no GPU allocator to compare.
     assert by_name(compare_results(seeds(CPU, BASE_ACCS[:3]) + fp32), "gpu-memory") == []
+
+
+def _defined(r: Any, sha: str | None, version: str | None = "1.0") -> Any:
+    from harness.store.results import BenchmarkInfo
+
+    return dataclasses.replace(r, benchmark=BenchmarkInfo("tiny", "file", "/p/tiny.py:TINY", sha, version, "host"))
+
+
+def test_results_of_different_benchmark_definitions_are_refused_in_one_line() -> None:
+    fp32 = [result("batchnorm", seed=s, test_acc=0.92) for s in range(2)]
+    xla = [result("batchnorm", path=XLA, seed=s, test_acc=0.92) for s in range(2)]
+    same = [_defined(r, "aa" * 32) for r in fp32 + xla]
+    assert compare_results(same).verdict.value in ("PASS", "WARN")
+    # Results written before definitions were recorded are not refused (nothing to tell them apart by).
+    compare_results([*same[:2], *xla])
+    with pytest.raises(CompareError) as exc:
+        compare_results([_defined(r, "aa" * 32) for r in fp32] + [_defined(r, "bb" * 32) for r in xla])
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith("benchmark definitions differ for batchnorm/mnist-5k:")
+    assert "(sha256 aaaaaaaaaaaa), cpu-fp32-xla seed 0 ran /p/tiny.py:TINY (sha256 bbbbbbbbbbbb)" in message
+    # Without a source hash (a module without a file), the versions decide.
+    with pytest.raises(CompareError, match=r"\(version 1.0\).*\(version 2.0\)"):
+        compare_results([_defined(r, None) for r in fp32] + [_defined(r, None, "2.0") for r in xla])
+
+
+def test_paths_that_agree_at_chance_level_are_inconclusive_not_equivalent() -> None:
+    # A model that did not learn (cnn_batchnorm on a short run: 0.100 everywhere) agrees with itself on
+    # every path; that agreement says nothing about parity.
+    stuck = [0.100, 0.101, 0.099, 0.100, 0.100]
+    comparison = compare_results(seeds(CPU, stuck) + seeds(XLA, stuck), reference="cpu-fp32")
+    accuracy = by_name(comparison, "accuracy-equivalence")
+    assert accuracy and all(c.verdict == "WARN" and c.details["at_chance"] for c in accuracy)
+    assert all(
+        c.summary.startswith("INCONCLUSIVE: cpu-fp32-xla test accuracy 0.100 at chance (0.100)") for c in accuracy
+    )
+    assert comparison.verdict.value == "WARN"
+    # The same agreement on a model that learned is a PASS.
+    learned = compare_results(seeds(CPU, BASE_ACCS[:5]) + seeds(XLA, BASE_ACCS[:5]), reference="cpu-fp32")
+    assert {c.verdict.value for c in by_name(learned, "accuracy-equivalence")} == {"PASS"}

@@ -3,9 +3,6 @@ small helpers (imported by tests/data/ test modules and their conftest; not a te
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,9 @@ import pytest
 from harness.data import Dataset
 from harness.data.idx import DEBIAN_FASHION_DIR, IDX_FILES
 from harness.errors import UserError
-from tests.helpers import ROOT
+from tests.helpers import run_python
+
+__all__ = ["run_python"]
 
 # The fingerprints are the comparability contract of results: if one of these changes, results
 # recorded before and after the change were trained on different data. Change them only on purpose.
@@ -49,12 +48,3 @@ def flip_byte(path: Path, offset: int) -> None:
     raw = bytearray(path.read_bytes())
     raw[offset] ^= 0xFF
     path.write_bytes(bytes(raw))
-
-
-def run_python(
-    code: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """``python -c code`` in a fresh process with the repository importable."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-c", code], env=full_env, cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip

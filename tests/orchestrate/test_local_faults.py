@@ -177,7 +177,7 @@ def test_unreadable_spec_is_refused_by_the_worker(tmp_path: Path, tf_trap: dict[
 MUTATIONS: list[tuple[Callable[[str], str], str]] = [
     (lambda text: text[: len(text) // 2], "not valid JSON"),  # truncated
     (lambda text: "\x00\x01 not json", "not valid JSON"),
-    (lambda text: json.dumps(json.loads(text) | {"schema_version": 2}), "newer than this tfparity reads"),
+    (lambda text: json.dumps(json.loads(text) | {"schema_version": 3}), "newer than this tfparity reads"),
     (lambda text: json.dumps(json.loads(text) | {"schema_version": 0}), "schema_version 0"),
     (lambda text: json.dumps(json.loads(text) | {"status": "great"}), "'great'"),
     (lambda text: json.dumps(json.loads(text) | {"params": "many"}), "result.params"),

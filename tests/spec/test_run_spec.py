@@ -228,11 +228,12 @@ def test_batch_semantics_are_hyperparameters_and_sync_bn_is_execution() -> None:
 def test_replica_fields_round_trip_and_old_specs_read_as_one_replica() -> None:
     spec = RunSpec(path=PathSpec(replicas=2), batch_per_replica=True, sync_batchnorm=True)
     assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    # At their defaults the replica fields are left out: a spec written before they existed is the same
+    # dict (and run id), and reads back as one replica.
     old = RunSpec().to_dict()
-    for key in ("batch_per_replica", "sync_batchnorm"):
-        del old[key]
-    del old["path"]["replicas"]
+    assert not {"batch_per_replica", "sync_batchnorm"} & set(old) and "replicas" not in old["path"]
     assert RunSpec.from_dict(old) == RunSpec()
+    assert spec.to_dict()["path"]["replicas"] == 2 and spec.to_dict()["sync_batchnorm"] is True
 
 
 def test_repeats_change_the_run_id_but_not_the_experiment() -> None:

@@ -156,3 +156,15 @@ def test_replica_evidence_round_trips(factories: ModuleType, tmp_path: Path) -> 
     path = factories.write([result], tmp_path) / f"{result.run_id}.json"
     back = load_result(path)
     assert back.evidence == result.evidence and back.evidence.variable_replica_devices[1].endswith("CPU:1")
+
+
+def test_a_version_1_result_loads_as_written_and_keeps_its_run_id() -> None:
+    # A real result written by the first version (commit b520020, schema 1): every field added since
+    # has a default meaning "not recorded", and the spec serialises as it did (same run id).
+    path = Path(__file__).parent / "fixtures" / "result-v1.json"
+    result = load_result(path)
+    assert result.schema_version == 1 and result.ok and result.environment["git_commit"].startswith("b520020")
+    assert result.run_spec.run_id == result.run_id == "batchnorm-mnist-5k-cpu-fp32-s0-4941a375"
+    assert result.telemetry is None and result.benchmark is None and result.evidence is not None
+    assert result.evidence.num_replicas_in_sync is None and result.memory is not None
+    assert result.memory.tf_gpu_peak_mb == {}

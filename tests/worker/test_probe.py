@@ -11,7 +11,7 @@ keras = pytest.importorskip("keras")
 
 from harness import data  # noqa: E402
 from harness.spec.run_spec import PathSpec, RunSpec  # noqa: E402
-from harness.worker import probe  # noqa: E402
+from harness.worker import probe, probe_tolerances  # noqa: E402
 from harness.worker.models import build_model  # noqa: E402
 
 
@@ -164,7 +164,7 @@ def test_unknown_override_and_dtype_are_refused(dataset):
     with pytest.raises(ValueError, match=r"no layer\(s\) \['bn_9'\]"):
         probe.clone_with_dtype(model, "float32", overrides={"bn_9": "float16"})
     with pytest.raises(ValueError, match="no probe tolerance for numerics 'int8'"):
-        probe.tolerances("int8")
+        probe_tolerances.tolerances("int8")
 
 
 @pytest.mark.slow
@@ -209,7 +209,7 @@ def _tf32_clone(model, mode: str):
     return copy
 
 
-# The worst cases of the measurement behind probe.TOLERANCES["tf32"]: batchnorm seed 1 (a ReLU mask flip,
+# The worst cases of the measurement behind probe_tolerances.TOLERANCES["tf32"]: batchnorm seed 1 (a ReLU mask flip,
 # gradients ~54 eps rounding to nearest) and baseline seed 3 (activations ~2.2 eps truncating).
 @pytest.mark.parametrize("mode", ["nearest", "truncate"])
 @pytest.mark.parametrize(("benchmark", "seed"), [("batchnorm", 1), ("baseline", 3)])
@@ -224,7 +224,7 @@ def test_tf32_fails_the_fp32_tolerance_and_passes_its_own(dataset, mode, benchma
     assert 1e-4 < dense_1["activation_rel_err"] < 2e-3  # TF-FACTS: ~3e-4 on Dense 784->128
     # ... while its own tolerance holds, and the emulation is really coarser than float32.
     assert as_tf32["passed"] is True and as_tf32["numerics"] == "tf32" and as_tf32["compute_dtype"] == "float32"
-    assert as_tf32["tolerance"] == probe.tolerances("tf32")
+    assert as_tf32["tolerance"] == probe_tolerances.tolerances("tf32")
     assert probe.compare_models(probe.clone_with_dtype(model, "float32"), reference, x, y)["passed"] is True
 
 
@@ -240,12 +240,83 @@ def test_tf32_path_probe_records_its_numerics_and_tf32_state(dataset):
     finally:
         set_tensor_float_32(tf, before)
     assert payload["numerics"] == "tf32" and payload["tensor_float_32"] is True
-    assert payload["tolerance"] == probe.tolerances("tf32") and payload["passed"] is True
+    assert payload["tolerance"] == probe_tolerances.tolerances("tf32") and payload["passed"] is True
 
 
 def test_tolerances_per_precision_are_ordered_by_their_rounding():
-    fp32, tf32, fp16, bf16 = (probe.tolerances(k) for k in ("fp32", "tf32", "mixed_float16", "mixed_bfloat16"))
+    fp32, tf32, fp16, bf16 = (
+        probe_tolerances.tolerances(k) for k in ("fp32", "tf32", "mixed_float16", "mixed_bfloat16")
+    )
     assert fp32["activation"] < tf32["activation"] <= fp16["activation"] < bf16["activation"]
-    assert probe.path_numerics(RunSpec(path=PathSpec("gpu", "mixed"))) == "mixed_float16"
-    assert probe.path_numerics(RunSpec(path=PathSpec("cpu", "mixed"))) == "mixed_bfloat16"
-    assert probe.path_numerics(RunSpec(path=PathSpec("gpu", "tf32", xla=True), deterministic=False)) == "tf32"
+    assert probe_tolerances.path_numerics(RunSpec(path=PathSpec("gpu", "mixed"))) == "mixed_float16"
+    assert probe_tolerances.path_numerics(RunSpec(path=PathSpec("cpu", "mixed"))) == "mixed_bfloat16"
+    assert (
+        probe_tolerances.path_numerics(RunSpec(path=PathSpec("gpu", "tf32", xla=True), deterministic=False)) == "tf32"
+    )
+
+
+@pytest.fixture
+def op_determinism():
+    """Op determinism on, as the worker runs every non-XLA path (it changes the conv/BN sums' rounding)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+    tf_config.disable_op_determinism()
+
+
+@pytest.mark.usefixtures("op_determinism")
+@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize(("benchmark", "policy"), [("cnn", "float32"), ("cnn_batchnorm", "float32"),
+                                                   ("cnn_batchnorm", "mixed_bfloat16"),
+                                                   ("cnn_batchnorm", "mixed_float16")])  # fmt: skip
+def test_conv_nets_pass_their_probe(dataset, benchmark, policy, seed):
+    """Convolutions and BatchNormalization over 26x26 positions stay within the dtype's tolerance (the
+    factors come from benchmarks/probe_tolerances.py and benchmarks/cnn_paths.py over seeds 0-4; see
+    harness/worker/probe.py), with the reference replaying the path's max-pool choices."""
+    precision = "fp32" if policy == "float32" else "mixed"
+    path = PathSpec(precision=precision, mixed_policy=None if policy == "float32" else policy)
+    payload = _probe(RunSpec(benchmark=benchmark, seed=seed, path=path), dataset)
+    assert payload["compute_dtype"] == {"float32": "float32", "mixed_bfloat16": "bfloat16",
+                                        "mixed_float16": "float16"}[policy]  # fmt: skip
+    assert payload["passed"] is True, (payload["first_divergent_layer"], payload["divergence"])
+    assert payload["routed_layers"] == ["pool_1", "pool_2"]
+    assert [layer["name"] for layer in payload["layers"]][:3] == ["image", "conv_1", "bn_1" if "batchnorm" in
+                                                                  benchmark else "relu_1"]  # fmt: skip
+
+
+def test_mlp_probes_have_no_routed_layers(dataset):
+    assert "routed_layers" not in _probe(RunSpec(benchmark="baseline", seed=0), dataset)
+
+
+def test_the_reference_pools_where_the_path_pooled():
+    """A window whose two largest inputs tie in float32 but not in float64: the reference takes the path's
+    position (and sends its gradient there), not its own float64 maximum."""
+    import tensorflow as tf
+
+    from harness.worker import probe_routes
+
+    path_input = tf.constant([[[[1.0], [1.0]], [[0.0], [0.5]]]], tf.float32)  # a 2x2 window, tie at 0 and 1
+    reference = tf.constant([[[[1.0], [1.0 + 1e-12]], [[0.0], [0.5]]]], tf.float64)
+    pool = keras.layers.MaxPooling2D((2, 2))
+    (argmax,) = probe_routes.pool_routes([pool], path_input, []).values()
+    assert int(tf.reshape(argmax, [-1])[0]) == 0  # the path took the first of the tied inputs
+    with tf.GradientTape() as tape:
+        tape.watch(reference)
+        out = probe_routes.routed(reference, argmax)
+    grad = tape.gradient(out, reference)
+    assert float(out[0, 0, 0, 0]) == 1.0 and out.shape == (1, 1, 1, 1)
+    assert tf.reshape(grad, [-1]).numpy().tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert float(tf.reduce_max(reference)) > 1.0  # its own maximum would have been the other input
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_a_plugin_probe_watches_its_layers_with_its_loss(dataset, tmp_path):
+    from tests.factories import plugin_file
+
+    path = plugin_file(tmp_path, fields="input_shape=(784,), n_classes=10, probe_layers=('dense', 'logits')")
+    spec = RunSpec(benchmark="tiny", benchmark_source=f"file:{path}:TINY", seed=0)
+    payload = _probe(spec, dataset)
+    assert [layer["name"] for layer in payload["layers"]] == ["dense", "logits"]
+    assert payload["watched_layers"] == ["dense", "logits"] and payload["passed"] is True

@@ -33,7 +33,7 @@ from typing import Any
 from harness import data
 from harness.errors import BackendError, ConfigError, RunInterrupted
 from harness.orchestrate.backends.base import Backend, Execution, MachineryFailure, ProgressFn
-from harness.orchestrate.backends.docker import compose
+from harness.orchestrate.backends.docker import compose, plugins
 from harness.orchestrate.backends.docker.build import Notify
 from harness.orchestrate.backends.docker.engine import (
     DockerCallError,
@@ -166,15 +166,15 @@ class DockerBackend(Backend):
             self.device, tag=self.image, base_image=self.base_image, rebuild=self.rebuild, notify=self.notify
         )
         self._prepare_data(specs)
-        check_data_readable(self.data_dir, [f"{s.dataset}.npz" for s in specs])
+        check_data_readable(self.data_dir, [data.container_file(s.dataset, s.dataset_file) for s in specs])
+        plugins.check_readable(specs)
         self._prepared = True
 
     def _prepare_data(self, specs: list[RunSpec]) -> None:
-        """The container sees only /data: write each dataset's canonical arrays there once."""
-        for name in dict.fromkeys(s.dataset for s in specs):
-            if not (self.data_dir / f"{name}.npz").is_file():
-                log.info("preparing dataset %s in %s for the container", name, self.data_dir)
-                data.prepare(name, self.data_dir)
+        """The container sees only /data: write each dataset's canonical arrays there (users' datasets afresh)."""
+        for name, file in dict.fromkeys((s.dataset, s.dataset_file) for s in specs):
+            log.info("preparing dataset %s in %s for the container", name, self.data_dir)
+            data.prepare_for_container(name, self.data_dir, file=file)
 
     # -- run --
 
@@ -255,6 +255,7 @@ class DockerBackend(Backend):
     def _start(self, dc: Any, project: str, run: Execution, command: list[str]) -> None:
         log.info("run %s: container %s (image %s)", run.spec.run_id, project, self.image)
         labels = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite, **self.owner.labels()}
+        mounts, envs = plugins.run_options(run.spec)  # a plugin's source, read-only
         try:
             call(
                 f"container start for {run.spec.run_id}",
@@ -266,6 +267,8 @@ class DockerBackend(Backend):
                 name=project,
                 dependencies=False,
                 labels=labels,
+                volumes=mounts,
+                envs=envs,
             )
         except DockerCallError as exc:
             # Every run uses the same service, image and mounts: what stops one container from

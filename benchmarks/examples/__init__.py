@@ -1,0 +1,1 @@
+"""Example tfparity benchmark plugins users can copy (README, "Your own benchmark")."""
