@@ -18,6 +18,7 @@ from typing import Any
 from harness.errors import ConfigError, ResultError
 from harness.spec.run_spec import RunSpec
 from harness.store.jsonio import write_json
+from harness.store.members import Member
 from harness.store.telemetry import GpuInfo, GpuSamples, Telemetry
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,12 @@ class Evidence:
     # Samples per training step over all replicas, and each replica's share (None: not a training run).
     global_batch_size: int | None = None
     per_replica_batch_size: int | None = None
+    # Workers (MultiWorkerMirroredStrategy): the cluster TF resolved ({"chief": [...], "worker": [...]}),
+    # its member count, and the task of the process that wrote this result (the chief's).
+    cluster: dict[str, Any] = field(default_factory=dict)
+    num_workers: int | None = None
+    task_type: str | None = None
+    task_index: int | None = None
 
     def mismatches(self, spec: RunSpec) -> list[str]:
         """Every way the path that ran differs from the one ``spec`` asked for (empty: it is the same).
@@ -168,14 +175,20 @@ class Evidence:
         Results written before replicas existed record none of it: they are one-device runs, and only
         a run that asked for replicas must show them.
         """
-        n, device = spec.path.replicas, spec.path.device
+        n, device, local = spec.path.replicas_in_sync, spec.path.device, spec.path.replicas
         if self.num_replicas_in_sync is None:
             return [f"replicas were not recorded, asked for {n}"] if n > 1 else []
         problems = []
         if self.num_replicas_in_sync != n:
             problems.append(f"TensorFlow trained {self.num_replicas_in_sync} replica(s) in sync, asked for {n}")
-        if len(self.variable_replica_devices) != n:
-            problems.append(f"the model variables have {len(self.variable_replica_devices)} copy(ies), asked for {n}")
+        if len(self.variable_replica_devices) != local:  # the copies in this process
+            problems.append(
+                f"the model variables have {len(self.variable_replica_devices)} copy(ies), asked for {local}"
+            )
+        if (self.num_workers or 1) != spec.path.workers:
+            problems.append(
+                f"TensorFlow's cluster has {self.num_workers or 1} worker(s), asked for {spec.path.workers}"
+            )
         placed = self.replica_devices + self.variable_replica_devices
         wrong = [d for d in placed if device_kind(d) != device]
         if wrong:
@@ -230,6 +243,8 @@ class RunResult:
     log_tail: list[str] = field(default_factory=list)
     # Mode-specific payload (e.g. the numerics probe's per-layer values).
     extra: dict[str, Any] = field(default_factory=dict)
+    # A multi-worker run's containers (the chief's first), recorded by the backend; empty for one worker.
+    workers: list[Member] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -275,7 +290,8 @@ class RunResult:
 
 # Every dataclass a result nests, by the name its annotations use.
 _SCHEMA: dict[str, type] = {
-    cls.__name__: cls for cls in (EpochMetrics, DatasetInfo, Timing, Memory, Evidence, Telemetry, GpuInfo, GpuSamples)
+    cls.__name__: cls
+    for cls in (EpochMetrics, DatasetInfo, Timing, Memory, Evidence, Telemetry, GpuInfo, GpuSamples, Member)
 }
 _SCALARS: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
 _SCALAR_WORDS = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false"}
