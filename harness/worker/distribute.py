@@ -241,7 +241,7 @@ def read_back(tf: Any, model: Any) -> ReadBack:
         copies = [str(v.device) for v in value.values]
     else:
         copies = [str(getattr(value, "device", "") or "")]
-    resolver = getattr(strategy, "cluster_resolver", None)  # multi-worker strategies only
+    resolver: Any = getattr(strategy, "cluster_resolver", None)  # multi-worker strategies only
     cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
     return ReadBack(
         strategy=type(strategy).__name__,
