@@ -40,6 +40,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _hyperparameters(p.add_argument_group("hyperparameters (defaults: the seed script's)"))
     _path(p.add_argument_group("path (device x precision x XLA x replicas) and execution"))
     _replicas(p.add_argument_group("replicas on one host (tf.distribute.MirroredStrategy)"))
+    p.add_argument_group("workers across containers (tf.distribute.MultiWorkerMirroredStrategy)").add_argument(
+        "--workers",
+        action="append",
+        type=types.positive_int,
+        metavar="N",
+        help="--backend docker: N containers of each run, one replica each, sharing the chief's loopback-only "
+        "network (path name e.g. cpu-fp32-w2; needs --loop compiled; default 1); repeat for a series, "
+        "e.g. --workers 1 --workers 2",
+    )
     _where(p.add_argument_group("where and how"))
 
 
@@ -177,6 +186,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         )
     )
     replicas = (args.replicas or [1])[0]  # the others: plan_runs repeats the plan per replica count
+    workers = (args.workers or [1])[0]  # and per worker count
     if args.preset:
         spec = apply_preset(args.preset, spec)
     flags = {
@@ -195,7 +205,9 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         "batch_per_replica": args.batch_per_replica,
     }
     explicit: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    explicit["path"] = dataclasses.replace(spec.path, xla=spec.path.xla if xla is None else xla, replicas=replicas)
+    explicit["path"] = dataclasses.replace(
+        spec.path, xla=spec.path.xla if xla is None else xla, replicas=replicas, workers=workers
+    )
     if args.deterministic is not None:
         explicit["deterministic"] = parse_on_off("--deterministic", args.deterministic)
     if args.sync_bn is not None:
@@ -222,7 +234,12 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str]:
         suite = SuiteSpec("run", tuple(dict.fromkeys(args.model)))
     seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
     replicas = list(dict.fromkeys(args.replicas or []))
-    return suite.expand(base, seeds, datasets, replicas), suite.name
+    workers = list(dict.fromkeys(args.workers or []))
+    if any(n > 1 for n in workers) and args.backend != "docker":
+        # One process per worker, each in its own container sharing the chief's network namespace: the
+        # local backend has no such isolation (and would put TF's gRPC servers on the host's network).
+        raise ConfigError(f"--workers {max(workers)} runs each worker in its own container: use --backend docker")
+    return suite.expand(base, seeds, datasets, replicas, workers), suite.name
 
 
 def check_data(specs: list[RunSpec], data_dir: str | None) -> dict[str, str]:

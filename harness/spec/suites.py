@@ -30,14 +30,22 @@ class SuiteSpec:
     paths: tuple[PathSpec, ...] | None = None
 
     def expand(
-        self, base: RunSpec, seeds: list[int], datasets: list[str] | None = None, replicas: Sequence[int] = ()
+        self,
+        base: RunSpec,
+        seeds: list[int],
+        datasets: list[str] | None = None,
+        replicas: Sequence[int] = (),
+        workers: Sequence[int] = (),
     ) -> list[RunSpec]:
         """All runs of the suite, ordered seed-major so partial results cover every model early;
-        ``replicas`` (e.g. ``(1, 2)``) repeats every path with each replica count."""
+        ``replicas`` (e.g. ``(1, 2)``) repeats every path with each replica count, ``workers`` with each
+        worker count."""
         datasets = datasets or [base.dataset]
         paths = self.paths or (base.path,)
         if replicas:
             paths = tuple(dataclasses.replace(p, replicas=n) for p in paths for n in replicas)
+        if workers:
+            paths = tuple(dataclasses.replace(p, workers=n) for p in paths for n in workers)
         if not seeds:
             raise ConfigError("a suite needs at least one seed")
         return [

@@ -124,6 +124,15 @@ def container_state(dc: Any, name: str) -> dict[str, Any] | None:
     return {"running": bool(state.running), "exit_code": state.exit_code, "oom_killed": bool(state.oom_killed)}
 
 
+def container_id(dc: Any, name: str) -> str:
+    """The container's id, or "" when it is gone."""
+    try:
+        return str(dc.container.inspect(name).id)
+    except Exception as exc:
+        log.debug("inspect %s: %s", name, last_error_line(exc))
+        return ""
+
+
 def stop_container(dc: Any, name: str, grace_s: int = STOP_GRACE_S) -> None:
     try:
         if grace_s:
