@@ -1,0 +1,165 @@
+"""Workers across containers with a real engine: a 2-worker run (two CPU containers sharing the chief's
+loopback-only network namespace) completes and agrees with the 1-worker run per compare; a killed
+worker fails the run with the reason; a harness killed with ``kill -9`` leaves containers the next
+start sweeps. Nothing is left behind (no container with the run's labels, no compose project).
+
+Each test waits on events (progress lines, containers appearing), never on sleeps; every test removes
+what a failure or timeout left. Locally these skip when no engine runs; under CI=true they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.orchestrate.backends.docker.compose import sweep_stale_containers
+from harness.spec.run_spec import PathSpec, RunSpec
+from harness.store.results import load_result
+from tests.helpers import docker, tfparity
+from tests.orchestrate.support import (
+    assert_suite_dir_consistent,
+    containers_of_run,
+    only_suite_dir,
+    remove_containers_of,
+    start_tfparity,
+    stderr_of,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+# Short real runs: 640 training samples (512 train / 128 validation), global batch 32, the compiled loop.
+FLAGS = ("--model", "baseline", "--loop", "compiled", "--input", "numpy", "--max-train-samples", "640")
+TIMEOUT_S = "900"  # per run: generous for a busy 2-core machine (two TF imports per run)
+
+
+def spec(workers: int, epochs: int, seed: int) -> RunSpec:
+    """The spec the CLI plans for FLAGS (so that the test knows the run ids)."""
+    return RunSpec(
+        benchmark="baseline", path=PathSpec(workers=workers), loop="compiled", input="numpy",
+        max_train_samples=640, epochs=epochs, seed=seed, suite="run",
+    )  # fmt: skip
+
+
+def labelled(run_id: str, task: str) -> list[str]:
+    out = docker(
+        "ps", "-aq", "--filter", f"label=org.tfparity.run-id={run_id}", "--filter", f"label=org.tfparity.task={task}"
+    )
+    return out.stdout.split()
+
+
+def inspect(container: str) -> dict[str, Any] | None:
+    out = docker("inspect", container)
+    return json.loads(out.stdout)[0] if out.returncode == 0 else None
+
+
+def test_two_workers_complete_in_one_namespace_and_agree_with_one_worker(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    seed = 7301
+    w1, w2 = spec(1, 2, seed), spec(2, 2, seed)
+    results = tmp_path / "results"
+    proc = start_tfparity(
+        "run", "--backend", "docker", *FLAGS, "--epochs", "2", "--seed", str(seed), "--workers", "1",
+        "--workers", "2", "--timeout", TIMEOUT_S, "--data-dir", str(data_dir), "--results-dir", str(results),
+        log_dir=tmp_path,
+    )  # fmt: skip
+    try:
+        # While the 2-worker run trains: the chief keeps network_mode none, the worker joins its namespace.
+        chief_id = wait_for(lambda: labelled(w2.run_id, "chief"), 1200, "the chief container", proc)[0]
+        worker_id = wait_for(lambda: labelled(w2.run_id, "worker-1"), 300, "the worker container", proc)[0]
+        chief, worker = inspect(chief_id), inspect(worker_id)
+        assert chief is not None and worker is not None, "the containers ended before they could be inspected"
+        assert chief["HostConfig"]["NetworkMode"] == "none"
+        assert worker["HostConfig"]["NetworkMode"] == f"container:{chief['Id']}"
+        tf_config = next(e for e in worker["Config"]["Env"] if e.startswith("TF_CONFIG="))
+        assert json.loads(tf_config.removeprefix("TF_CONFIG="))["task"] == {"type": "worker", "index": 0}
+        assert proc.wait(timeout=1800) == 0, stderr_of(tmp_path)[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        remove_containers_of(w1.run_id, w2.run_id)
+    suite_dir = only_suite_dir(results)
+    found = assert_suite_dir_consistent(suite_dir)
+    assert sorted(found) == sorted([w1.run_id, w2.run_id]) and all(r.ok for r in found.values())
+    result = found[w2.run_id]
+    ev = result.evidence
+    assert ev is not None and ev.distribute_strategy == "CollectiveAllReduceStrategy"
+    assert (ev.num_workers, ev.num_replicas_in_sync, ev.task_type, ev.task_index) == (2, 2, "chief", 0)
+    assert ev.cluster == {"chief": ["127.0.0.1:23456"], "worker": ["127.0.0.1:23457"]}
+    assert [(m.task, m.exit_code, m.outcome) for m in result.workers] == [
+        ("chief", 0, "exited"),
+        ("worker-1", 0, "exited"),
+    ]
+    assert result.workers[0].container_id == chief["Id"] and result.workers[1].container_id == worker["Id"]
+    assert found[w1.run_id].workers == [] and found[w1.run_id].evidence.num_workers is None  # type: ignore[union-attr]
+    compared = tfparity("compare", str(suite_dir), "--json")
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    checks = json.loads(compared.stdout)["checks"]
+    (replicas,) = [c for c in checks if c["name"] == "replicas"]
+    assert replicas["verdict"] == "PASS", replicas
+    assert replicas["subject"] == "baseline/mnist-5k: cpu-fp32-w2 vs cpu-fp32"
+    assert not [c for c in checks if c["verdict"] == "FAIL"], checks
+    assert containers_of_run(w1.run_id) == [] and containers_of_run(w2.run_id) == []
+
+
+def test_a_killed_worker_fails_the_run_with_the_reason_and_leaves_nothing(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    seed = 7302
+    w2 = spec(2, 500, seed)
+    results = tmp_path / "results"
+    proc = start_tfparity(
+        "run", "--backend", "docker", *FLAGS, "--epochs", "500", "--seed", str(seed), "--workers", "2",
+        "--timeout", TIMEOUT_S, "--data-dir", str(data_dir), "--results-dir", str(results), log_dir=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: f"{w2.run_id}: epoch 1/500" in stderr_of(tmp_path), 1200, "the first epoch", proc)
+        (worker,) = labelled(w2.run_id, "worker-1")
+        assert docker("kill", worker).returncode == 0
+        assert proc.wait(timeout=600) == 1, stderr_of(tmp_path)[-3000:]  # the suite ran; a run failed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        remove_containers_of(w2.run_id)
+    found = assert_suite_dir_consistent(only_suite_dir(results))
+    result = found[w2.run_id]
+    assert result.status == "failed" and result.error is not None
+    assert "worker-1 (task worker 0, container" in result.error and "exited with code 137" in result.error
+    assert "the other workers were stopped" in result.error
+    members = {m.task: m for m in result.workers}
+    assert (members["worker-1"].exit_code, members["worker-1"].outcome) == (137, "exited")
+    assert members["chief"].outcome in ("stopped by the harness", "exited"), members["chief"]
+    assert containers_of_run(w2.run_id) == []
+    assert load_result(only_suite_dir(results) / f"{w2.run_id}.json") == result
+
+
+def test_kill_9_of_the_harness_leaves_worker_containers_the_next_start_sweeps(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    seed = 7303
+    w2 = spec(2, 500, seed)
+    proc = start_tfparity(
+        "run", "--backend", "docker", *FLAGS, "--epochs", "500", "--seed", str(seed), "--workers", "2",
+        "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "results"), log_dir=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: f"{w2.run_id}: epoch 1/500" in stderr_of(tmp_path), 1200, "the first epoch", proc)
+        os.kill(proc.pid, signal.SIGKILL)  # no handler runs: nobody stops the containers
+        proc.wait(timeout=60)
+        assert len(containers_of_run(w2.run_id)) == 2  # both left behind, still labelled with their owner
+        swept = sweep_stale_containers()  # what the next start does
+        assert sorted(n.endswith("-worker-1") for n in swept if w2.run_id.lower()[:30] in n) == [False, True], swept
+        assert containers_of_run(w2.run_id) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        remove_containers_of(w2.run_id)
