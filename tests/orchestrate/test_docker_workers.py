@@ -132,7 +132,8 @@ def test_a_killed_worker_fails_the_run_with_the_reason_and_leaves_nothing(
     found = assert_suite_dir_consistent(only_suite_dir(results))
     result = found[w2.run_id]
     assert result.status == "failed" and result.error is not None
-    assert "worker-1 (task worker 0, container" in result.error and "exited with code 137" in result.error
+    assert "worker-1 (task worker 0, container" in result.error
+    assert "exited with code 137 (SIGKILL, not the out-of-memory killer)" in result.error
     assert "the other workers were stopped" in result.error
     members = {m.task: m for m in result.workers}
     assert (members["worker-1"].exit_code, members["worker-1"].outcome) == (137, "exited")

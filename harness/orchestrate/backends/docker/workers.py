@@ -34,7 +34,7 @@ from harness.orchestrate.backends.docker.settings import CONTAINER_RESULTS, LABE
 from harness.spec.cluster import Cluster, Task, loopback
 from harness.store.layout import SPECS_DIR, remove_partial_writes
 from harness.store.members import Member
-from harness.store.protocol import describe_exit, last_worker_error
+from harness.store.protocol import last_worker_error, signal_name
 from harness.store.results import load_result, write_result
 
 log = logging.getLogger(__name__)
@@ -146,15 +146,21 @@ class Group:
             box.state, box.outcome = state, "exited"
 
     def _member_failed(self, box: Container) -> str:
-        code = (box.state or {}).get("exit_code")
+        state = box.state or {}
+        code = state.get("exit_code")
         says = last_worker_error(box.tail.lines)
-        why = "killed by the out-of-memory killer" if (box.state or {}).get("oom_killed") else describe_exit(code)
+        if state.get("oom_killed"):
+            why = " (killed by the out-of-memory killer)"
+        elif isinstance(code, int) and code > 128:  # a signal, as the runtime reports it: 128 + signum
+            why = f" ({signal_name(code - 128)}, not the out-of-memory killer)"
+        else:
+            why = ""
         for line in list(box.tail.lines)[-5:]:  # the failing member's last words, in the run's log tail
             self.run.tail.lines.append(f"[{box.task.label}] {line}")
         trail = f": {says}" if says else ""
         return (
             f"{box.task.label} (task {box.task.type} {box.task.index}, container {box.name}) exited with code "
-            f"{code} ({why}){trail}; the other workers were stopped"
+            f"{code}{why}{trail}; the other workers were stopped"
         )
 
     def stop_all(self, dc: Any) -> None:
