@@ -63,7 +63,7 @@ def table(suite: Path) -> list[str]:
         "2 cores shared by both workers): docker backend, one CPU container per worker in one loopback-only "
         f"network namespace; suite {suite.name}.",
         "",
-        "| path | seed | steady samples/s | train time s | wall time s | status |",
+        "| path | seed | samples/s (global batch / median steady step) | train time s | wall time s | status |",
         "|---|---|---|---|---|---|",
     ]
     for run in sorted(runs, key=lambda r: (r.spec.path.workers, r.spec.seed)):
