@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<18} {desc}")
     print(
         f"paths: --device {{{','.join(names.DEVICES)}}} x --precision {{{','.join(names.PRECISIONS)}}} "
-        "x --xla {off,on}"
+        "x --xla {off,on} x --replicas N (e.g. cpu-fp32-x2)"
     )
     return 0

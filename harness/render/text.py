@@ -154,7 +154,8 @@ def result_text(result: RunResult) -> str:
         f"run        {result.run_id}",
         f"status     {result.status}" + (f": {result.error}" if result.error else ""),
         f"benchmark  {spec.benchmark} on {spec.dataset}, path {spec.path.name}, seed {spec.seed}, "
-        f"{spec.epochs} epochs, batch {spec.batch_size}, input {spec.input}, "
+        f"{spec.epochs} epochs, batch {spec.batch_size}{' per replica' if spec.batch_per_replica else ''}, "
+        f"input {spec.input}, "
         f"steps/execution {spec.steps_per_execution}, loop {spec.loop}",
         f"when       {result.started_utc} -> {result.finished_utc}",
     ]
@@ -231,6 +232,11 @@ def _measurement_lines(result: RunResult) -> list[str]:
         lines.append(f"evidence   variables on {ev.variable_device}; policy {ev.dtype_policy}; "
                      f"jit_compile {ev.jit_compile}; deterministic ops {ev.deterministic_ops}; "
                      f"TF32 {ev.tensor_float_32}; loss scaling {ev.loss_scaling}{scale}")  # fmt: skip
+        if ev.num_replicas_in_sync is not None and (ev.num_replicas_in_sync > 1 or result.run_spec.path.replicas > 1):
+            copies = ", ".join(d.rsplit("/", 1)[-1] for d in ev.variable_replica_devices)
+            lines.append(f"replicas   {ev.distribute_strategy}: {ev.num_replicas_in_sync} in sync; variables "
+                         f"{ev.variable_class} on {copies}; global batch {ev.global_batch_size} "
+                         f"({ev.per_replica_batch_size} per replica); sync BN {ev.sync_batchnorm}")  # fmt: skip
     lines += _hardware_lines(result)
     env = result.environment
     if env:

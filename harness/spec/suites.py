@@ -16,7 +16,7 @@ from harness.spec.run_spec import PathSpec, RunSpec
 
 SUITES: dict[str, str] = {
     "seed": "the seed experiment: baseline, batchnorm, batchnorm_dropout on the chosen path",
-    "paths": "the seed models x precision {fp32, mixed} x XLA {off, on} on the chosen device",
+    "paths": "the seed models x precision {fp32, mixed; tf32 on gpu} x XLA {off, on} on the chosen device",
     "bn": "baseline vs batchnorm only (the overfitting question) on the chosen path",
 }
 
@@ -64,6 +64,8 @@ def get_suite(name: str, device: str = "cpu", mixed_policy: str | None = None) -
     if name == "bn":
         return SuiteSpec("bn", ("baseline", "batchnorm"))
     if name == "paths":
+        # TF32 is a path of its own only where it exists (Ampere+ GPUs); on CPU it is refused.
+        precisions = ("fp32", "tf32", "mixed") if device == "gpu" else ("fp32", "mixed")
         paths = tuple(
             PathSpec(
                 device=device,
@@ -71,7 +73,7 @@ def get_suite(name: str, device: str = "cpu", mixed_policy: str | None = None) -
                 xla=xla,
                 mixed_policy=mixed_policy if precision == "mixed" else None,
             )
-            for precision in ("fp32", "mixed")
+            for precision in precisions
             for xla in (False, True)
         )
         return SuiteSpec("paths", tuple(names.BENCHMARKS), paths)

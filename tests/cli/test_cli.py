@@ -105,3 +105,4 @@ def test_list_names_everything() -> None:
     assert proc.returncode == 0
     for name in ("baseline", "batchnorm_dropout", "mnist-5k", "fashion-mnist", "synthetic", "seed", "paths", "fast"):
         assert name in proc.stdout
+    assert "x --xla {off,on} x --replicas N (e.g. cpu-fp32-x2)" in proc.stdout  # replicas are a path axis

@@ -9,6 +9,7 @@ from harness.analysis.compare import compare_results
 from harness.analysis.history import History
 from harness.analysis.samples import label_runs
 from harness.render.text import comparison_json, comparison_text, history_text, result_text, run_summary
+from harness.spec.run_spec import PathSpec
 from harness.store.telemetry import Telemetry
 from tests.factories import BF16, CPU, GPU, GPU_TF32, gpu_telemetry, result, seed_suite, seeds
 
@@ -73,3 +74,12 @@ def test_show_prints_gpu_facts_throttling_and_tf32() -> None:
     blind = result_text(result(path=GPU, telemetry=Telemetry(unavailable="NVML: NVML Shared Library Not Found")))
     assert "gpu        not recorded: NVML: NVML Shared Library Not Found" in blind.splitlines()
     assert "gpu " not in result_text(result(path=CPU))  # no GPU lines for a CPU run
+
+
+def test_show_names_the_replicas_and_the_batch_semantics() -> None:
+    weak = result(path=PathSpec(replicas=2), batch_per_replica=True)
+    text = result_text(weak)
+    assert "path cpu-fp32-x2" in text and "batch 32 per replica" in text
+    assert "replicas   MirroredStrategy: 2 in sync; variables MirroredVariable on device:CPU:0, device:CPU:1" in text
+    assert "global batch 64 (32 per replica)" in text
+    assert "replicas   " not in result_text(result())  # one device: nothing to say

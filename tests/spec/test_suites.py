@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ConfigError
-from harness.spec.run_spec import RunSpec
+from harness.spec.run_spec import PathSpec, RunSpec
 from harness.spec.suites import get_suite
 
 
@@ -34,3 +34,12 @@ def test_suites_repeat_every_path_per_replica_count() -> None:
     # A path the replica count cannot run on is refused, not dropped: the paths suite has XLA paths.
     with pytest.raises(ConfigError, match="xla=on cannot run with 2 replicas"):
         get_suite("paths").expand(RunSpec(epochs=1), [0], replicas=(2,))
+
+
+def test_paths_suite_has_tf32_on_gpu_only() -> None:
+    # TF32 is its own GPU path (fp32 turns it off); on CPU it does not exist, so the suite leaves it out.
+    gpu = get_suite("paths", device="gpu").expand(RunSpec(epochs=1, path=PathSpec(device="gpu")), [0])
+    assert {s.path.precision for s in gpu} == {"fp32", "tf32", "mixed"}
+    assert {s.path.name for s in gpu} >= {"gpu-tf32", "gpu-tf32-xla"}
+    cpu = get_suite("paths", device="cpu").expand(RunSpec(epochs=1), [0])
+    assert "tf32" not in {s.path.precision for s in cpu}
