@@ -164,3 +164,31 @@ def test_kill_9_of_the_harness_leaves_worker_containers_the_next_start_sweeps(
             proc.kill()
             proc.wait()
         remove_containers_of(w2.run_id)
+
+
+def test_ctrl_c_stops_every_worker_container_and_records_the_run_interrupted(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    seed = 7304
+    w2 = spec(2, 500, seed)
+    results = tmp_path / "results"
+    proc = start_tfparity(
+        "run", "--backend", "docker", *FLAGS, "--epochs", "500", "--seed", str(seed), "--workers", "2",
+        "--data-dir", str(data_dir), "--results-dir", str(results), log_dir=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: f"{w2.run_id}: epoch 1/500" in stderr_of(tmp_path), 1200, "the first epoch", proc)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+        assert proc.wait(timeout=300) == 130, stderr_of(tmp_path)[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        remove_containers_of(w2.run_id)
+    result = assert_suite_dir_consistent(only_suite_dir(results))[w2.run_id]
+    assert result.status == "interrupted" and result.error is not None and "SIGINT" in result.error
+    assert [(m.task, m.outcome) for m in result.workers] == [
+        ("chief", "stopped by the harness"),
+        ("worker-1", "stopped by the harness"),
+    ]
+    assert containers_of_run(w2.run_id) == []
