@@ -12,7 +12,9 @@ member's provenance (:class:`~harness.store.members.Member`) and writes the run'
 result is still written once. The other members write theirs inside their container (discarded).
 
 Ending together: a member that exits non-zero fails the run at once (the others are killed: their
-collectives would wait for it, or TensorFlow's coordination service would fail them ~10 s later);
+collectives would wait for it, or fail within 0-10 s: a reset connection at once, TensorFlow's
+coordination service's heartbeat later); once the harness has stopped a running chief, a result the chief
+still wrote (the failure its collectives saw) is not the run's: the harness's reason stands;
 the run's timeout kills all; a member still running when the chief has ended is stopped after
 :data:`AFTER_CHIEF_S`. A chief stopped from outside or vanished is the machinery's, as for one container.
 """
@@ -75,6 +77,9 @@ class Group:
     run: Execution
     cluster: Cluster
     members: list[Container] = field(default_factory=list)
+    # The harness stopped the chief while it ran (a member failed, timeout, Ctrl-C): whatever the chief
+    # wrote from then on is a consequence (its collectives fail as soon as a peer is gone), not the run's word.
+    stopped_chief: bool = False
 
     @classmethod
     def plan(cls, project: str, run: Execution, prefix: str) -> Group:
@@ -121,20 +126,35 @@ class Group:
             time.sleep(POLL_S)  # the main thread stays interruptible: a signal handler raises here
             for box in self.members:
                 self._check(dc, box, vanished)
-            failed = next((b for b in self.members[1:] if b.ended and (b.state or {}).get("exit_code")), None)
+            failed = self._first_failure()
             if failed is not None and not self.chief.ended:
                 self.stop_all(dc)
                 return self._member_failed(failed)
             if self.chief.ended and chief_ended_at is None:
                 chief_ended_at = time.monotonic()
             if all(b.ended for b in self.members):
-                return None
+                if failed is None:
+                    return None
+                # A member failed before the chief did: the chief's failure is its consequence.
+                self.stopped_chief = True
+                return self._member_failed(failed)
             if chief_ended_at is not None and time.monotonic() - chief_ended_at > AFTER_CHIEF_S:
                 self.stop_all(dc)
                 return None
             if deadline is not None and time.monotonic() > deadline:
                 self.stop_all(dc)
                 return f"timed out after {timeout_s:g} s ({len(self.members)} worker containers killed)"
+
+    def _first_failure(self) -> Container | None:
+        """The member (not the chief) that failed first, when it failed before the chief did (by the
+        engine's finish times); None when no member failed or the chief failed first."""
+        failed = [b for b in self.members if b.ended and (b.state or {}).get("exit_code")]
+        if not failed:
+            return None
+        first = min(
+            failed, key=lambda b: ((b.state or {}).get("finished_at") is None, (b.state or {}).get("finished_at"))
+        )
+        return None if first is self.chief else first
 
     def _check(self, dc: Any, box: Container, vanished: Callable[[str], Exception]) -> None:
         if box.ended or box.reader is None or box.reader.is_alive():
@@ -165,6 +185,7 @@ class Group:
 
     def stop_all(self, dc: Any) -> None:
         """Kill every member still running (members first: they live in the chief's namespace)."""
+        self.stopped_chief = self.stopped_chief or not self.chief.ended
         for box in reversed(self.members):
             if box.outcome == "running" and not box.ended:
                 compose.stop_container(dc, box.name, grace_s=0)
@@ -185,6 +206,10 @@ class Group:
             result = load_result(staged)
         except ResultError:  # the skeleton keeps an invalid result for inspection
             staged.rename(self.run.out_path)
+            return
+        if self.stopped_chief:  # the harness's reason stands; the chief's last word goes to the log tail
+            self.run.tail.lines.append(f"[chief] its result after the workers were stopped: {result.error}")
+            staged.unlink()
             return
         write_result(replace(result, workers=self.run.workers), self.run.out_path)
         staged.unlink()
