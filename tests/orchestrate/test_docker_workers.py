@@ -1,7 +1,8 @@
 """Workers across containers with a real engine: a 2-worker run (two CPU containers sharing the chief's
 loopback-only network namespace) completes and agrees with the 1-worker run per compare; a killed
 worker fails the run with the reason; a harness killed with ``kill -9`` leaves containers the next
-start sweeps. Nothing is left behind (no container with the run's labels, no compose project).
+start sweeps; Ctrl-C stops every container. Nothing is left behind (no container with the run's labels,
+no compose project). The group's decisions (names, the first failure as the cause) are tested without an engine.
 
 Each test waits on events (progress lines, containers appearing), never on sleeps; every test removes
 what a failure or timeout left. Locally these skip when no engine runs; under CI=true they must run.
@@ -9,6 +10,7 @@ what a failure or timeout left. Locally these skip when no engine runs; under CI
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -17,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from harness.orchestrate.backends.base import Execution, LogTail
 from harness.orchestrate.backends.docker.compose import sweep_stale_containers
+from harness.orchestrate.backends.docker.workers import Container, Group, member_override
 from harness.spec.run_spec import PathSpec, RunSpec
 from harness.store.results import load_result
 from tests.helpers import docker, tfparity
@@ -30,8 +34,6 @@ from tests.orchestrate.support import (
     stderr_of,
     wait_for,
 )
-
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 # Short real runs: 640 training samples (512 train / 128 validation), global batch 32, the compiled loop.
 FLAGS = ("--model", "baseline", "--loop", "compiled", "--input", "numpy", "--max-train-samples", "640")
@@ -58,6 +60,56 @@ def inspect(container: str) -> dict[str, Any] | None:
     return json.loads(out.stdout)[0] if out.returncode == 0 else None
 
 
+def group(workers: int = 4) -> Group:
+    run_spec = spec(workers, 1, 0)
+    run = Execution(run_spec, Path("spec.json"), Path("result.json"), LogTail(run_spec.run_id, None))
+    return Group.plan("tfparity-proj", run, "[docker x] ")
+
+
+def ended(box: Container, code: int, at_s: int, oom: bool = False) -> None:
+    finished = dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=at_s)
+    box.state = {"running": False, "exit_code": code, "oom_killed": oom, "finished_at": finished}
+    box.outcome = "exited"
+
+
+def test_a_group_names_its_containers_and_gives_each_its_task() -> None:
+    g = group(4)
+    assert [(b.name, b.task.label, b.address) for b in g.members] == [
+        ("tfparity-proj", "chief", "127.0.0.1:23456"),
+        ("tfparity-proj-worker-1", "worker-1", "127.0.0.1:23457"),
+        ("tfparity-proj-worker-2", "worker-2", "127.0.0.1:23458"),
+        ("tfparity-proj-worker-3", "worker-3", "127.0.0.1:23459"),
+    ]
+    assert g.chief.tail is g.run.tail  # the chief's progress lines are the run's
+
+
+def test_the_first_member_to_fail_is_the_cause_and_a_chief_that_failed_first_speaks_for_itself() -> None:
+    g = group(4)
+    assert g.first_failure() is None
+    ended(g.members[2], 0, 5)  # a member that finished cleanly is no failure
+    assert g.first_failure() is None
+    ended(g.members[1], 137, 10)
+    ended(g.chief, 1, 11)  # its collectives failed a second later: a consequence
+    assert g.first_failure() is g.members[1]
+    reason = g.member_failed(g.members[1])
+    assert reason.startswith("worker-1 (task worker 0, container tfparity-proj-worker-1) exited with code 137 ")
+    assert "(SIGKILL, not the out-of-memory killer)" in reason and reason.endswith("the other workers were stopped")
+    g = group(2)
+    ended(g.chief, 1, 10)
+    ended(g.members[1], 1, 12)
+    assert g.first_failure() is None  # the chief failed first: its own result says why
+    g = group(2)
+    ended(g.members[1], 137, 3, oom=True)
+    assert "(killed by the out-of-memory killer)" in g.member_failed(g.members[1])
+
+
+def test_the_member_override_joins_the_chiefs_network_namespace(tmp_path: Path) -> None:
+    path = member_override(tmp_path, "bench-cpu", "tfparity-proj")
+    assert path.read_text() == 'services:\n  bench-cpu:\n    network_mode: "container:tfparity-proj"\n'
+
+
+@pytest.mark.docker
+@pytest.mark.slow
 def test_two_workers_complete_in_one_namespace_and_agree_with_one_worker(
     cpu_backend: Any, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -109,6 +161,8 @@ def test_two_workers_complete_in_one_namespace_and_agree_with_one_worker(
     assert containers_of_run(w1.run_id) == [] and containers_of_run(w2.run_id) == []
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_a_killed_worker_fails_the_run_with_the_reason_and_leaves_nothing(
     cpu_backend: Any, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -142,6 +196,8 @@ def test_a_killed_worker_fails_the_run_with_the_reason_and_leaves_nothing(
     assert load_result(only_suite_dir(results) / f"{w2.run_id}.json") == result
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_kill_9_of_the_harness_leaves_worker_containers_the_next_start_sweeps(
     cpu_backend: Any, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -166,6 +222,8 @@ def test_kill_9_of_the_harness_leaves_worker_containers_the_next_start_sweeps(
         remove_containers_of(w2.run_id)
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_ctrl_c_stops_every_worker_container_and_records_the_run_interrupted(
     cpu_backend: Any, data_dir: Path, tmp_path: Path
 ) -> None:

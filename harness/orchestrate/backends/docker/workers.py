@@ -126,10 +126,10 @@ class Group:
             time.sleep(POLL_S)  # the main thread stays interruptible: a signal handler raises here
             for box in self.members:
                 self._check(dc, box, vanished)
-            failed = self._first_failure()
+            failed = self.first_failure()
             if failed is not None and not self.chief.ended:
                 self.stop_all(dc)
-                return self._member_failed(failed)
+                return self.member_failed(failed)
             if self.chief.ended and chief_ended_at is None:
                 chief_ended_at = time.monotonic()
             if all(b.ended for b in self.members):
@@ -137,7 +137,7 @@ class Group:
                     return None
                 # A member failed before the chief did: the chief's failure is its consequence.
                 self.stopped_chief = True
-                return self._member_failed(failed)
+                return self.member_failed(failed)
             if chief_ended_at is not None and time.monotonic() - chief_ended_at > AFTER_CHIEF_S:
                 self.stop_all(dc)
                 return None
@@ -145,7 +145,7 @@ class Group:
                 self.stop_all(dc)
                 return f"timed out after {timeout_s:g} s ({len(self.members)} worker containers killed)"
 
-    def _first_failure(self) -> Container | None:
+    def first_failure(self) -> Container | None:
         """The member (not the chief) that failed first, when it failed before the chief did (by the
         engine's finish times); None when no member failed or the chief failed first."""
         failed = [b for b in self.members if b.ended and (b.state or {}).get("exit_code")]
@@ -165,7 +165,7 @@ class Group:
         if not state["running"]:
             box.state, box.outcome = state, "exited"
 
-    def _member_failed(self, box: Container) -> str:
+    def member_failed(self, box: Container) -> str:
         state = box.state or {}
         code = state.get("exit_code")
         says = last_worker_error(box.tail.lines)
