@@ -100,6 +100,15 @@ def evidence(path: PathSpec, spec: RunSpec, **overrides: Any) -> Evidence:
             sync_batchnorm=spec.sync_batchnorm if spec.benchmark != "baseline" else None,
             global_batch_size=spec.global_batch_size, per_replica_batch_size=spec.global_batch_size // path.replicas,
         )  # fmt: skip
+    if path.workers > 1:  # what MultiWorkerMirroredStrategy leaves behind in the chief
+        cluster = {"chief": ["127.0.0.1:23456"], "worker": [f"127.0.0.1:{23457 + i}" for i in range(path.workers - 1)]}
+        chief = f"/job:chief/replica:0/task:0/device:{path.device.upper()}:0"
+        fields.update(
+            distribute_strategy="CollectiveAllReduceStrategy", num_replicas_in_sync=path.workers,
+            replica_devices=[chief], variable_class="MirroredVariable", variable_replica_devices=[chief],
+            global_batch_size=spec.global_batch_size, per_replica_batch_size=spec.global_batch_size // path.workers,
+            cluster=cluster, num_workers=path.workers, task_type="chief", task_index=0,
+        )  # fmt: skip
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return Evidence(**fields)
 

@@ -4,7 +4,7 @@ Results are labelled with their group (:mod:`harness.analysis.samples`), refused
 hyperparameters of one benchmark differ, and paired (:func:`plan_pairs`): every group against the
 reference group (accuracy equivalence, curves, speed, memory, GPU memory), every mixed-precision,
 TF32 or XLA group against its fp32 sibling (the relative gate), a GPU group against its CPU counterpart
-(speed), every group of N replicas against its one-replica counterpart (the first epoch's losses within
+(speed), every group of N replicas (or N workers) against its one-replica counterpart (the first epoch's losses within
 a numerical tolerance: :mod:`harness.analysis.replicas`). A group whose global batch differs from the
 reference's (weak scaling) trains another optimisation: it is not compared for agreement, and a WARN
 says so (its throughput is in the report's scaling table). Integrity checks (status, determinism,
@@ -74,7 +74,7 @@ def resolve_reference(runs: list[Run], groups: list[str], reference: str | None)
         raise CompareError(f"unknown reference {reference!r}; the compared groups are {groups}")
     for run in runs:  # first in argument order
         path = run.spec.path
-        if path.device == "cpu" and path.precision == "fp32" and not path.xla and path.replicas == 1:
+        if path.device == "cpu" and path.precision == "fp32" and not path.xla and path.replicas_in_sync == 1:
             return run.group
     log.info("no cpu-fp32 group present; using the first group %r as reference", groups[0])
     return groups[0]
@@ -178,7 +178,7 @@ def _sibling_pair(
     path = first.spec.path
     if not (path.precision != "fp32" or path.xla):
         return None
-    candidates = [s for s in present if _is_fp32_sibling(by_group[s][0], path.device, path.replicas)]
+    candidates = [s for s in present if _is_fp32_sibling(by_group[s][0], path.device, path.replicas, path.workers)]
     # Prefer the sibling from the same source (local vs docker), then the reference, then any
     # (one directory per path is a common layout: sources differ, siblings still exist).
     sibling = next(
@@ -197,9 +197,14 @@ def _sibling_pair(
     return Pair("sibling", unit, group, sibling, by_group[group], by_group[sibling])
 
 
-def _is_fp32_sibling(run: Run, device: str, replicas: int = 1) -> bool:
+def _is_fp32_sibling(run: Run, device: str, replicas: int = 1, workers: int = 1) -> bool:
     path = run.spec.path
-    return path.device == device and path.precision == "fp32" and not path.xla and path.replicas == replicas
+    return (
+        path.device == device
+        and path.precision == "fp32"
+        and not path.xla
+        and (path.replicas, path.workers) == (replicas, workers)
+    )
 
 
 def _weak_scaling(unit: tuple[str, str], group: str, run: Run, reference: str, batch: int) -> Check:
@@ -210,7 +215,7 @@ def _weak_scaling(unit: tuple[str, str], group: str, run: Run, reference: str, b
         Verdict.WARN,
         f"{unit[0]}/{unit[1]}: {group} vs {reference}",
         f"not compared for agreement: global batch {spec.global_batch_size} vs {batch} "
-        f"({spec.path.replicas} replicas x {spec.batch_size} per replica: weak scaling trains another "
+        f"({spec.path.replicas_in_sync} replicas x {spec.batch_size} per replica: weak scaling trains another "
         "optimisation); its throughput is in the report's scaling table",
         {"global_batch_size": spec.global_batch_size, "reference_global_batch_size": batch},
     )
@@ -258,6 +263,7 @@ def _device_pairs(
                 and by_group[s][0].spec.path.precision == path.precision
                 and by_group[s][0].spec.path.xla == path.xla
                 and by_group[s][0].spec.path.replicas == path.replicas
+                and by_group[s][0].spec.path.workers == path.workers
             ),
             None,
         )

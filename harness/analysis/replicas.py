@@ -1,4 +1,5 @@
-"""x1 vs xN: N replicas with the one-device global batch are the same optimisation, so the numbers must agree.
+"""x1 vs xN (and w1 vs wN): N replicas with the one-device global batch are the same optimisation, so the
+numbers must agree, whether the replicas share one process (MirroredStrategy) or each is a worker of its own.
 
 Which groups are each other's counterparts (:func:`is_counterpart`), and the numerical check on a
 pair (:func:`check_replicas`). Agreement is judged on the **first epoch's losses**, per seed, against a
@@ -31,14 +32,15 @@ LOSSES = ("train_loss", "val_loss")
 
 
 def is_counterpart(spec: RunSpec, one: RunSpec) -> bool:
-    """Whether ``one`` (a one-replica run) trains the same optimisation as ``spec`` (N replicas): the
+    """Whether ``one`` (a one-replica run) trains the same optimisation as ``spec`` (N replicas in sync: on
+    one host, or one per worker across containers, ``w1`` vs ``wN`` as ``x1`` vs ``xN``): the
     same device and numerics, input order, op determinism and global batch; the training loop may
     differ (it never changes the experiment), and so may synchronised BN (it is what makes a BN model
     on N replicas the one-device experiment)."""
     a, b = spec.path, one.path
     return (
-        a.replicas > 1
-        and b.replicas == 1
+        a.replicas_in_sync > 1
+        and b.replicas_in_sync == 1
         and (a.device, a.precision, a.xla, a.policy) == (b.device, b.precision, b.xla, b.policy)
         and spec.input == one.input
         and spec.deterministic_ops == one.deterministic_ops

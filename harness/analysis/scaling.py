@@ -1,5 +1,7 @@
 """The scaling table: throughput per replica count and the efficiency T_N / (N x T_1), the run as the unit.
 
+N counts the replicas in sync: on one host (``x2``) or one per worker container (``w2``), rows of their own.
+
 A **series** is every group that differs only in its replica count: the same source, benchmark,
 dataset, device, precision, XLA, execution settings and batch semantics (the global batch fixed,
 or ``batch_per_replica``: weak scaling). Each run contributes one throughput, its own: the global
@@ -34,7 +36,7 @@ class SeriesKey:
     @classmethod
     def of(cls, run: Run) -> SeriesKey:
         spec = run.spec
-        one = dataclasses.replace(spec.path, replicas=1)
+        one = dataclasses.replace(spec.path, replicas=1, workers=1)
         return cls(
             run.source,
             spec.benchmark,
@@ -56,13 +58,14 @@ class ScalingRow:
     """One replica count of one series."""
 
     series: SeriesKey
-    replicas: int
+    replicas: int  # in sync: over all workers
     group: str
     global_batch_size: int
     run_samples_per_s: list[float]  # one value per run: global batch / its median steady step time
     samples_per_s: float | None  # T_N: the median over runs
     speedup: float | None  # T_N / T_1
     efficiency: float | None  # T_N / (N x T_1)
+    workers: int = 1  # processes (containers) the replicas ran in
 
     @property
     def runs(self) -> int:
@@ -82,20 +85,22 @@ def run_throughput(run: Run) -> float | None:
 
 def scaling_rows(runs: Sequence[Run]) -> list[ScalingRow]:
     """Rows of every series that has a run with two or more replicas (ok training runs only)."""
-    series: dict[SeriesKey, dict[int, list[Run]]] = {}
+    # Keyed by (replicas in sync, workers): x2 (one process) and w2 (two containers) are rows of their own.
+    series: dict[SeriesKey, dict[tuple[int, int], list[Run]]] = {}
     for run in runs:
         if run.result.ok and run.spec.mode == "train":
-            series.setdefault(SeriesKey.of(run), {}).setdefault(run.spec.path.replicas, []).append(run)
+            count = (run.spec.path.replicas_in_sync, run.spec.path.workers)
+            series.setdefault(SeriesKey.of(run), {}).setdefault(count, []).append(run)
     rows: list[ScalingRow] = []
     for key in sorted(series, key=_order):
         by_count = series[key]
-        if max(by_count) < 2:
+        if max(n for n, _ in by_count) < 2:
             continue
-        values = {n: [v for v in map(run_throughput, members) if v is not None] for n, members in by_count.items()}
-        t1 = stats.median(values.get(1, []))
-        for n in sorted(by_count):
-            first = by_count[n][0]
-            tn = stats.median(values[n])
+        values = {c: [v for v in map(run_throughput, members) if v is not None] for c, members in by_count.items()}
+        t1 = stats.median(values.get((1, 1), []))
+        for n, workers in sorted(by_count):
+            first = by_count[(n, workers)][0]
+            tn = stats.median(values[(n, workers)])
             speedup = tn / t1 if tn is not None and t1 else None
             rows.append(
                 ScalingRow(
@@ -103,10 +108,11 @@ def scaling_rows(runs: Sequence[Run]) -> list[ScalingRow]:
                     replicas=n,
                     group=first.group,
                     global_batch_size=first.spec.global_batch_size,
-                    run_samples_per_s=values[n],
+                    run_samples_per_s=values[(n, workers)],
                     samples_per_s=tn,
                     speedup=speedup,
                     efficiency=None if speedup is None else speedup / n,
+                    workers=workers,
                 )
             )
     return rows

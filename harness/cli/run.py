@@ -50,6 +50,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         )
     )
     replicas = (args.replicas or [1])[0]  # the others: plan_runs repeats the plan per replica count
+    workers = (args.workers or [1])[0]  # and per worker count
     if args.preset:
         spec = apply_preset(args.preset, spec)
     flags = {
@@ -68,7 +69,9 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         "batch_per_replica": args.batch_per_replica,
     }
     explicit: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    explicit["path"] = dataclasses.replace(spec.path, xla=spec.path.xla if xla is None else xla, replicas=replicas)
+    explicit["path"] = dataclasses.replace(
+        spec.path, xla=spec.path.xla if xla is None else xla, replicas=replicas, workers=workers
+    )
     if args.deterministic is not None:
         explicit["deterministic"] = parse_on_off("--deterministic", args.deterministic)
     if args.sync_bn is not None:
@@ -97,7 +100,12 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str, dict[str, b
     datasets, files = benchmarks.dataset_choices(args.dataset or [benchmarks.default_dataset(entries)])
     seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
     replicas = list(dict.fromkeys(args.replicas or []))
-    specs = suite.expand(base, seeds, datasets, replicas, sources=benchmarks.sources(entries), files=files)
+    workers = list(dict.fromkeys(args.workers or []))
+    if any(n > 1 for n in workers) and args.backend != "docker":
+        # One process per worker, each in its own container sharing the chief's network namespace: the
+        # local backend has no such isolation (and would put TF's gRPC servers on the host's network).
+        raise ConfigError(f"--workers {max(workers)} runs each worker in its own container: use --backend docker")
+    specs = suite.expand(base, seeds, datasets, replicas, workers, sources=benchmarks.sources(entries), files=files)
     explicit = {flag for flag in EXPERIMENT_FLAGS if getattr(args, flag) is not None}
     return with_repeats(benchmarks.with_defaults(specs, entries, explicit), args.repeats), suite.name, entries
 

@@ -21,6 +21,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _hyperparameters(p.add_argument_group("hyperparameters (defaults: the seed script's)"))
     _path(p.add_argument_group("path (device x precision x XLA x replicas) and execution"))
     _replicas(p.add_argument_group("replicas on one host (tf.distribute.MirroredStrategy)"))
+    p.add_argument_group("workers across containers (tf.distribute.MultiWorkerMirroredStrategy)").add_argument(
+        "--workers",
+        action="append",
+        type=types.positive_int,
+        metavar="N",
+        help="--backend docker: N containers of each run, one replica each, sharing the chief's loopback-only "
+        "network (path name e.g. cpu-fp32-w2; needs --loop compiled; default 1); repeat for a series, "
+        "e.g. --workers 1 --workers 2",
+    )
     _where(p.add_argument_group("where and how"))
 
 

@@ -15,6 +15,7 @@ SCALING_HEADERS = (
     "execution",
     "batch",
     "replicas",
+    "workers",
     "runs",
     "samples/s (median)",
     "per run",
@@ -52,6 +53,7 @@ def scaling_table(rows: Sequence[ScalingRow]) -> Table:
             row.series.execution,
             row.series.batch,
             str(row.replicas),
+            str(row.workers),
             str(row.runs),
             _thousands(row.samples_per_s),
             _range(row.run_samples_per_s),
@@ -60,4 +62,4 @@ def scaling_table(rows: Sequence[ScalingRow]) -> Table:
         ]
         for row in rows
     ]
-    return Table(SCALING_HEADERS, body, numeric=frozenset(range(5, 11)), css="scaling")
+    return Table(SCALING_HEADERS, body, numeric=frozenset(range(5, 12)), css="scaling")

@@ -255,6 +255,15 @@ def _measurement_lines(result: RunResult) -> list[str]:
             lines.append(f"replicas   {ev.distribute_strategy}: {ev.num_replicas_in_sync} in sync; variables "
                          f"{ev.variable_class} on {copies}; global batch {ev.global_batch_size} "
                          f"({ev.per_replica_batch_size} per replica); sync BN {ev.sync_batchnorm}")  # fmt: skip
+        if ev.num_workers is not None:
+            lines.append(f"cluster    {ev.num_workers} workers {ev.cluster}; this result from {ev.task_type} "
+                         f"{ev.task_index}")  # fmt: skip
+    for member in result.workers:  # a multi-worker run's containers, the chief first
+        code = "" if member.exit_code is None else f", exit {member.exit_code}"
+        ended = member.outcome + code + (f"; {member.error}" if member.error else "")
+        task = f"{member.task} ({member.task_type} {member.task_index})"
+        where = member.container_id[:12] or member.container
+        lines.append(f"worker     {task} {member.address}, container {where}: {ended}")
     lines += _hardware_lines(result)
     env = result.environment
     if env:

@@ -25,13 +25,9 @@ SPEC_VERSION = 1
 LOCATION_FIELDS = ("benchmark_source", "dataset_file")
 # Fields added after spec version 1, with the default that means "as before they existed": left out
 # of to_dict() at that default (see RunSpec.to_dict), so old specs keep their run ids.
-SPEC_FIELDS_ADDED: dict[str, Any] = {
-    "batch_per_replica": False,
-    "sync_batchnorm": False,
-    "repeat": 0,
-    **{key: None for key in LOCATION_FIELDS},
-}
-PATH_FIELDS_ADDED: dict[str, Any] = {"replicas": 1}
+SPEC_FIELDS_ADDED: dict[str, Any] = {"batch_per_replica": False, "sync_batchnorm": False, "repeat": 0}
+SPEC_FIELDS_ADDED.update(dict.fromkeys(LOCATION_FIELDS))
+PATH_FIELDS_ADDED: dict[str, Any] = {"replicas": 1, "workers": 1}
 
 
 @dataclass(frozen=True)
@@ -46,19 +42,30 @@ class PathSpec:
     # Replicas on one host (tf.distribute.MirroredStrategy): N GPUs on a GPU path, N logical CPU
     # devices on a CPU path. 1 = one device and no strategy, the path as it always ran.
     replicas: int = 1
+    # Workers across processes (tf.distribute.MultiWorkerMirroredStrategy): N containers of one run,
+    # one replica each; 1 = one process, the path as it always ran.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         one_of("device", self.device, names.DEVICES)
         one_of("precision", self.precision, names.PRECISIONS)
         boolean("xla", self.xla)
         int_at_least("replicas", self.replicas, 1)
-        if self.xla and self.replicas > 1:
+        int_at_least("workers", self.workers, 1)
+        if self.workers > 1 and self.replicas > 1:
+            # Each worker process trains one replica: MultiWorkerMirroredStrategy over logical CPU devices
+            # per worker is untested here, and a GPU worker's local devices are not configured by the harness.
+            raise ConfigError(
+                f"workers {self.workers} with replicas {self.replicas}: each worker runs one replica; "
+                "use either --workers or --replicas"
+            )
+        if self.xla and self.replicas_in_sync > 1:
             # Keras compiles the replicated step (which contains strategy.run) as one XLA cluster on one
             # device; the first step then fails reading a variable copy on another device (measured with
             # TF 2.21: "Trying to access resource ... located in device CPU:1 from device CPU:0").
             raise ConfigError(
-                f"xla=on cannot run with {self.replicas} replicas: TensorFlow fails on the first step (one XLA "
-                "cluster cannot reach the other replicas' variables); use xla=off or replicas 1"
+                f"xla=on cannot run with {self.replicas_in_sync} replicas: TensorFlow fails on the first step (one "
+                "XLA cluster cannot reach the other replicas' variables); use xla=off, replicas 1 and workers 1"
             )
         if self.mixed_policy is not None:
             one_of("mixed_policy", self.mixed_policy, names.MIXED_POLICIES)
@@ -84,6 +91,11 @@ class PathSpec:
         return "mixed_float16" if self.device == "gpu" else "mixed_bfloat16"
 
     @property
+    def replicas_in_sync(self) -> int:
+        """Replicas over all workers: what the global batch is split over."""
+        return self.replicas * self.workers
+
+    @property
     def tensor_float_32(self) -> bool:
         """Whether TensorFloat-32 execution is on: only for precision ``tf32`` (fp32 means fp32)."""
         return self.precision == "tf32"
@@ -91,10 +103,12 @@ class PathSpec:
     @property
     def name(self) -> str:
         """Stable, human-readable path id, e.g. ``cpu-fp32``, ``gpu-tf32``, ``gpu-mixed_float16-xla`` or
-        ``cpu-fp32-x2`` (one replica keeps the name it always had, so groups and histories keep theirs)."""
+        ``cpu-fp32-x2`` or ``cpu-fp32-w2`` (one replica on one worker keeps the name it always had, so groups
+        and histories keep theirs)."""
         prec = self.precision if self.precision in ("fp32", "tf32") else self.policy
         replicas = f"-x{self.replicas}" if self.replicas > 1 else ""
-        return f"{self.device}-{prec}" + ("-xla" if self.xla else "") + replicas
+        workers = f"-w{self.workers}" if self.workers > 1 else ""
+        return f"{self.device}-{prec}" + ("-xla" if self.xla else "") + replicas + workers
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -189,9 +203,17 @@ class RunSpec:
 
     def _check_replicas(self) -> None:
         """The combinations with replicas that TensorFlow/Keras cannot run, refused before anything starts."""
-        n = self.path.replicas
+        n = self.path.replicas_in_sync
         if n == 1:
             return
+        if self.path.workers > 1 and self.loop != "compiled":
+            # Keras 3.15's fit under MultiWorkerMirroredStrategy fails twice (its symbolic build reduces a
+            # tuple; its metric reduction uses axis 0 on scalars: keras-team/keras#20585); the compiled
+            # loop runs strategy.run per step and none of Keras's fit internals.
+            raise ConfigError(
+                f"workers {self.path.workers} need loop 'compiled' (keras Model.fit fails under "
+                f"MultiWorkerMirroredStrategy in Keras 3.15), got loop {self.loop!r}"
+            )
         if self.mode != "train":
             raise ConfigError(f"mode {self.mode!r} runs one fixed batch on one device; replicas {n} needs mode 'train'")
         if self.steps_per_execution > 1 and self.loop == "fit":
@@ -211,8 +233,9 @@ class RunSpec:
 
     @property
     def global_batch_size(self) -> int:
-        """Samples per training step over all replicas: ``batch_size``, or N x it with ``batch_per_replica``."""
-        return self.batch_size * self.path.replicas if self.batch_per_replica else self.batch_size
+        """Samples per training step over all replicas (of all workers): ``batch_size``, or N x it with
+        ``batch_per_replica``."""
+        return self.batch_size * self.path.replicas_in_sync if self.batch_per_replica else self.batch_size
 
     def _check_benchmark_and_dataset(self) -> None:
         """Built-in names against the registry; a plugin's names need only be safe (its source

@@ -37,19 +37,22 @@ class SuiteSpec:
         seeds: list[int],
         datasets: list[str] | None = None,
         replicas: Sequence[int] = (),
+        workers: Sequence[int] = (),
         sources: Mapping[str, str | None] | None = None,
         files: Mapping[str, str | None] | None = None,
     ) -> list[RunSpec]:
         """All runs of the suite, ordered seed-major so partial results cover every model early.
 
-        ``replicas`` (e.g. ``(1, 2)``) repeats every path with each replica count; ``sources`` gives a
-        plugin benchmark's source (RunSpec.benchmark_source) by name, ``files`` a user dataset's .npz
-        file (RunSpec.dataset_file) by dataset name.
+        ``replicas`` (e.g. ``(1, 2)``) repeats every path with each replica count, ``workers`` with each
+        worker count; ``sources`` gives a plugin benchmark's source (RunSpec.benchmark_source) by name,
+        ``files`` a user dataset's .npz file (RunSpec.dataset_file) by dataset name.
         """
         datasets = datasets or [base.dataset]
         paths = self.paths or (base.path,)
         if replicas:
             paths = tuple(dataclasses.replace(p, replicas=n) for p in paths for n in replicas)
+        if workers:
+            paths = tuple(dataclasses.replace(p, workers=n) for p in paths for n in workers)
         if not seeds:
             raise ConfigError("a suite needs at least one seed")
 

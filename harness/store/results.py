@@ -18,6 +18,8 @@ from typing import Any
 from harness.errors import ConfigError, ResultError
 from harness.spec.run_spec import RunSpec
 from harness.store.jsonio import write_json
+from harness.store.members import Member
+from harness.store.strict import build
 from harness.store.telemetry import GpuInfo, GpuSamples, Telemetry
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,12 @@ class Evidence:
     # Samples per training step over all replicas, and each replica's share (None: not a training run).
     global_batch_size: int | None = None
     per_replica_batch_size: int | None = None
+    # Workers (MultiWorkerMirroredStrategy): the cluster TF resolved ({"chief": [...], "worker": [...]}),
+    # its member count, and the task of the process that wrote this result (the chief's).
+    cluster: dict[str, Any] = field(default_factory=dict)
+    num_workers: int | None = None
+    task_type: str | None = None
+    task_index: int | None = None
 
     def mismatches(self, spec: RunSpec) -> list[str]:
         """Every way the path that ran differs from the one ``spec`` asked for (empty: it is the same).
@@ -185,14 +193,20 @@ class Evidence:
         Results written before replicas existed record none of it: they are one-device runs, and only
         a run that asked for replicas must show them.
         """
-        n, device = spec.path.replicas, spec.path.device
+        n, device, local = spec.path.replicas_in_sync, spec.path.device, spec.path.replicas
         if self.num_replicas_in_sync is None:
             return [f"replicas were not recorded, asked for {n}"] if n > 1 else []
         problems = []
         if self.num_replicas_in_sync != n:
             problems.append(f"TensorFlow trained {self.num_replicas_in_sync} replica(s) in sync, asked for {n}")
-        if len(self.variable_replica_devices) != n:
-            problems.append(f"the model variables have {len(self.variable_replica_devices)} copy(ies), asked for {n}")
+        if len(self.variable_replica_devices) != local:  # the copies in this process
+            problems.append(
+                f"the model variables have {len(self.variable_replica_devices)} copy(ies), asked for {local}"
+            )
+        if (self.num_workers or 1) != spec.path.workers:
+            problems.append(
+                f"TensorFlow's cluster has {self.num_workers or 1} worker(s), asked for {spec.path.workers}"
+            )
         placed = self.replica_devices + self.variable_replica_devices
         wrong = [d for d in placed if device_kind(d) != device]
         if wrong:
@@ -248,6 +262,8 @@ class RunResult:
     # Mode-specific payload (e.g. the numerics probe's per-layer values).
     extra: dict[str, Any] = field(default_factory=dict)
     benchmark: BenchmarkInfo | None = None  # None in results written before benchmarks were plugins
+    # A multi-worker run's containers (the chief's first), recorded by the backend; empty for one worker.
+    workers: list[Member] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -281,7 +297,7 @@ class RunResult:
                 f"result has schema_version {version!r}, this tfparity reads versions {list(READ_VERSIONS)}; "
                 "re-run the benchmark with this version (older results are not migrated)"
             )
-        result: RunResult = _build(cls, data, "result")
+        result: RunResult = build(cls, data, "result", _SCHEMA)
         try:
             result.run_spec  # noqa: B018 - validates the embedded spec
         except ConfigError as exc:
@@ -289,64 +305,22 @@ class RunResult:
         return result
 
 
-# --- strict construction from JSON -------------------------------------------------------------
-
-# Every dataclass a result nests, by the name its annotations use.
+# Every dataclass a result nests, by the name its annotations use (harness.store.strict builds them).
 _SCHEMA: dict[str, type] = {
     cls.__name__: cls
-    for cls in (EpochMetrics, DatasetInfo, Timing, Memory, Evidence, Telemetry, GpuInfo, GpuSamples, BenchmarkInfo)
+    for cls in (
+        EpochMetrics,
+        DatasetInfo,
+        Timing,
+        Memory,
+        Evidence,
+        Telemetry,
+        GpuInfo,
+        GpuSamples,
+        BenchmarkInfo,
+        Member,
+    )
 }
-_SCALARS: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
-_SCALAR_WORDS = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false"}
-
-
-def _check_type(value: Any, annotation: str, where: str) -> Any:
-    """Check a JSON value against the (string) annotation of a field; ints are accepted as floats."""
-    optional = annotation.endswith(" | None")
-    base = annotation.removesuffix(" | None")
-    if value is None:
-        if optional:
-            return None
-        raise ResultError(f"{where} must not be null")
-    if base in _SCALARS:
-        if (isinstance(value, bool) and base != "bool") or not isinstance(value, _SCALARS[base]):
-            raise ResultError(f"{where} must be {_SCALAR_WORDS[base]}, got {value!r:.80}")
-        number: Any = value
-        return float(number) if base == "float" else value
-    if base in _SCHEMA:
-        return _build(_SCHEMA[base], value, where)
-    if base.startswith("list[") and base.endswith("]"):
-        if not isinstance(value, list):
-            raise ResultError(f"{where} must be a list, got {type(value).__name__}")
-        return [_check_type(v, base[5:-1], f"{where}[{i}]") for i, v in enumerate(value)]
-    if base in ("dict[str, Any]", "dict[str, float]"):
-        if not isinstance(value, dict):
-            raise ResultError(f"{where} must be an object, got {type(value).__name__}")
-        if base == "dict[str, float]":
-            return {k: _check_type(v, "float", f"{where}[{k!r}]") for k, v in value.items()}
-        return value
-    raise AssertionError(f"unhandled annotation {annotation!r}")  # a bug in this module, not input
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ResultError(f"{where} must be an object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields), key=str)
-    if unknown:
-        raise ResultError(f"{where} has unknown key(s) {unknown!r:.200}")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        sub = f"{where}.{name}"
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ResultError(f"{sub} is missing")
-            continue
-        kwargs[name] = _check_type(data[name], str(f.type), sub)
-    try:
-        return cls(**kwargs)
-    except ResultError as exc:
-        raise ResultError(f"{where}: {exc}") from None
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -21,13 +21,20 @@ What this module owns, each measured against one device (TF 2.21 / Keras 3.15):
   replica trains on its contiguous share of the global batch, the split ``fit``'s distributed dataset
   gives it, so the compiled loop stays bit-identical to ``fit`` under the same strategy.
 * **Read-back** (:func:`read_back`): the strategy, the replicas in sync, their devices, and where the
-  first trainable variable's copies live.
+  first trainable variable's copies live; for workers, the cluster and this process's task.
+
+Workers across processes (:func:`start_cluster`) train under ``MultiWorkerMirroredStrategy``, one
+replica per process, with the compiled loop only (Keras 3.15's ``fit`` fails under it): every worker
+draws the same permutation from the seed and trains its share of each global batch (:func:`step_functions`;
+the replica id is global), so N workers run the one-device optimisation too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +86,33 @@ class Placement:
         return self.tf.device(f"/{self.device}")
 
 
-def placement(tf: Any, spec: RunSpec, device: str) -> Placement:
+def start_cluster(tf: Any, spec: RunSpec) -> Any | None:
+    """The ``MultiWorkerMirroredStrategy`` of a run with N >= 2 workers (None for one worker).
+
+    Created before any op runs (collective ops are configured at program start-up) from the
+    ``TF_CONFIG`` the backend set (:mod:`harness.spec.cluster`); blocks until every member of the
+    cluster is up (a member that never starts is the backend's timeout to end). One replica per worker.
+    """
+    if spec.path.workers < 2:
+        return None
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ReplicaError(
+            f"workers {spec.path.workers} need TF_CONFIG in the environment (the docker backend sets it)"
+        )
+    cluster = json.loads(raw).get("cluster", {})
+    members = sum(len(v) for v in cluster.values())
+    if members != spec.path.workers:
+        raise ReplicaError(f"TF_CONFIG names {members} member(s) {cluster!r}, the run asks for {spec.path.workers}")
+    log.info("MultiWorkerMirroredStrategy, cluster %s (waiting for every member)", cluster)
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def placement(tf: Any, spec: RunSpec, device: str, cluster: Any | None = None) -> Placement:
+    """The run's placement: ``cluster`` (the multi-worker strategy of :func:`start_cluster`), a
+    MirroredStrategy over the replicas, or one device."""
+    if cluster is not None:
+        return Placement(tf, device, cluster)
     if spec.path.replicas < 2:
         return Placement(tf, device)
     strategy = tf.distribute.MirroredStrategy(devices=replica_devices(spec))
@@ -187,6 +220,10 @@ class ReadBack:
     replica_devices: list[str] = field(default_factory=list)
     variable_class: str = ""
     variable_devices: list[str] = field(default_factory=list)
+    # Multi-worker runs: the cluster as TensorFlow resolved it and this process's task in it.
+    cluster: dict[str, Any] = field(default_factory=dict)
+    task_type: str | None = None
+    task_index: int | None = None
 
 
 def read_back(tf: Any, model: Any) -> ReadBack:
@@ -204,10 +241,15 @@ def read_back(tf: Any, model: Any) -> ReadBack:
         copies = [str(v.device) for v in value.values]
     else:
         copies = [str(getattr(value, "device", "") or "")]
+    resolver: Any = getattr(strategy, "cluster_resolver", None)  # multi-worker strategies only
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
     return ReadBack(
         strategy=type(strategy).__name__,
         num_replicas_in_sync=int(strategy.num_replicas_in_sync),
         replica_devices=devices,
         variable_class=type(value).__name__,
         variable_devices=copies,
+        cluster={job: list(tasks) for job, tasks in cluster.items()},
+        task_type=resolver.task_type if cluster else None,
+        task_index=int(resolver.task_id) if cluster else None,
     )

@@ -64,6 +64,10 @@ def collect(tf: Any, model: Any, spec: RunSpec, *, global_batch_size: int | None
         sync_batchnorm=distribute.sync_batchnorm_state(model),
         global_batch_size=global_batch_size,
         per_replica_batch_size=per_replica,
+        cluster=dist.cluster,
+        num_workers=sum(len(tasks) for tasks in dist.cluster.values()) if dist.cluster else None,
+        task_type=dist.task_type,
+        task_index=dist.task_index,
     )
 
 

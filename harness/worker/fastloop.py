@@ -186,6 +186,19 @@ def fit(
     return model.history
 
 
+def evaluate(
+    model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int, strategy: Any | None = None
+) -> dict[str, float]:
+    """``model.evaluate(x, y, batch_size)``'s logs (in order, batch by batch) with this loop's test step,
+    under ``strategy`` when given (each replica its share of every global batch)."""
+    _, test_step = distribute.step_functions(model, strategy)
+    evaluator = _make_evaluator(test_step, model, (x, y), batch_size, bool(model.jit_compile))
+    if evaluator is None:
+        raise ValueError("cannot evaluate on no samples")
+    logs: dict[str, float] = evaluator()
+    return logs
+
+
 def _permutation_source(order: str, n: int, seed: int) -> Any:
     """A dataset whose first element is one epoch's permutation of ``range(n)``, drawn like the input mode."""
     import tensorflow as tf

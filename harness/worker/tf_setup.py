@@ -109,6 +109,7 @@ class Setup:
     tf: Any
     dataset: Dataset
     device: str  # the logical device that holds the model, e.g. "CPU:0"
+    cluster: Any | None = None  # the MultiWorkerMirroredStrategy of a run with workers (None: one process)
 
 
 def setup(spec: RunSpec, data_dir: Path | None) -> Setup:
@@ -121,4 +122,5 @@ def setup(spec: RunSpec, data_dir: Path | None) -> Setup:
 
     dataset = data.load(spec.dataset, data_dir, validation_split=spec.validation_split, file=spec.dataset_file)
     tf = configure_tensorflow(spec)
-    return Setup(tf, dataset, tf_device(spec))
+    cluster = distribute.start_cluster(tf, spec)  # before the first op: collectives are set up at start-up
+    return Setup(tf, dataset, tf_device(spec), cluster)

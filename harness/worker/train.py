@@ -56,13 +56,13 @@ def train(spec: RunSpec, data_dir: Path | None, started: float, sampler: RssSamp
     fault = fault_callback(spec) if spec.inject_fault else None
     if fault is not None:
         callbacks.append(fault)
-    place = distribute.placement(tf, spec, device)
+    place = distribute.placement(tf, spec, device, ready.cluster)
     batch = spec.global_batch_size
     with sampler_for(spec.path.device) as telemetry, place.scope():
         model = build_model(spec, data=dataset)
         distribute.synchronize_batchnorm(model, spec)
         fitted = _fit(model, dataset, spec, callbacks, telemetry, place)
-        test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=batch, verbose=0)
+        test_loss, test_accuracy = _evaluate(model, dataset, batch, ready.cluster)
     epochs = _epochs(fitted.history, record)
     _refuse_divergence(epochs, float(test_loss), spec)
     ran = evidence.collect(tf, model, spec, global_batch_size=batch)
@@ -141,6 +141,16 @@ def _fit(
     train_time_s = time.perf_counter() - start
     telemetry.mark_end()
     return Fitted(dict(history.history), n_train, n_val, train_time_s)
+
+
+def _evaluate(model: Any, dataset: data.Dataset, batch: int, cluster: Any | None) -> tuple[float, float]:
+    """Test loss and accuracy: ``model.evaluate``, or under workers the compiled loop's evaluation
+    (Keras 3.15's ``evaluate`` fails under MultiWorkerMirroredStrategy as its ``fit`` does)."""
+    if cluster is None:
+        loss, accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=batch, verbose=0)
+        return float(loss), float(accuracy)
+    logs = fastloop.evaluate(model, dataset.x_test, dataset.y_test, batch_size=batch, strategy=cluster)
+    return logs["loss"], logs["accuracy"]
 
 
 def _epochs(hist: dict[str, list[float]], record: StepRecord) -> list[EpochMetrics]:

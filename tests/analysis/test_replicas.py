@@ -107,3 +107,28 @@ def test_synchronised_bn_on_replicas_is_checked_against_synchronised_bn_on_one_d
     assert check.subject == "batchnorm/mnist-5k: cpu-fp32-x2 vs cpu-fp32[tfdata,spe1,syncbn]"
     (only,) = named(compare_results(plain + x2_sync), "replicas")  # without it: the plain one-device run
     assert only.subject == "batchnorm/mnist-5k: cpu-fp32-x2 vs cpu-fp32"
+
+
+W2 = PathSpec(workers=2)
+
+
+def test_w2_is_paired_with_the_one_worker_run_like_x2_and_checked_the_same_way() -> None:
+    w2 = RunSpec(path=W2, loop="compiled")
+    assert is_counterpart(w2, RunSpec()) and is_counterpart(w2, RunSpec(loop="compiled"))
+    assert not is_counterpart(RunSpec(), w2) and not is_counterpart(w2, RunSpec(path=X2))
+    comp = compare_results(seeds(W2, ACCS, loop="compiled") + seeds(CPU, ACCS, loop="compiled"))
+    assert comp.reference == "cpu-fp32"  # the one-worker run, whatever the order
+    (check,) = named(comp, "replicas")
+    assert check.verdict == Verdict.PASS and check.subject == "batchnorm/mnist-5k: cpu-fp32-w2 vs cpu-fp32"
+    assert not [c for c in comp.checks if c.name == "evidence" and c.verdict != Verdict.PASS]
+    shifted = [result(path=W2, seed=s, test_acc=a, curve_shift=0.01, loop="compiled") for s, a in enumerate(ACCS)]
+    (apart,) = named(compare_results(shifted + seeds(CPU, ACCS, loop="compiled")), "replicas")
+    assert apart.verdict == Verdict.FAIL and "not the one-device optimisation" in apart.summary
+
+
+def test_a_w2_result_whose_cluster_had_one_worker_fails_the_evidence_check() -> None:
+    spec = RunSpec(path=W2, loop="compiled")
+    one = result(path=W2, loop="compiled", evidence_overrides={"num_workers": 1})
+    assert one.evidence is not None
+    assert "TensorFlow's cluster has 1 worker(s), asked for 2" in one.evidence.mismatches(spec)
+    assert result(path=W2, loop="compiled").evidence.mismatches(spec) == []  # type: ignore[union-attr]

@@ -52,3 +52,19 @@ def test_series_are_kept_apart_and_need_a_replica_run() -> None:
     assert by_key["numpy,spe1", 2].speedup is None and by_key["numpy,spe1", 2].efficiency is None
     failed = result("baseline", path=X2, status="failed")
     assert scaling_rows(label_runs([failed] + exact(CPU, [1000.0]))) == []
+
+
+def test_two_workers_and_two_replicas_are_rows_of_their_own_against_one_w1_row() -> None:
+    compiled = {"loop": "compiled"}
+    w2 = PathSpec(workers=2)
+    runs = label_runs(
+        exact(CPU, [1000.0], **compiled) + exact(X2, [1200.0], **compiled) + exact(w2, [400.0], **compiled)
+    )
+    rows = scaling_rows(runs)
+    assert [(r.group, r.replicas, r.workers) for r in rows] == [
+        ("cpu-fp32", 1, 1),
+        ("cpu-fp32-x2", 2, 1),
+        ("cpu-fp32-w2", 2, 2),
+    ]
+    assert rows[2].speedup == pytest.approx(0.4) and rows[2].efficiency == pytest.approx(0.2)
+    assert rows[2].series == rows[0].series  # one series: everything but the replica/worker count fixed

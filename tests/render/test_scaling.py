@@ -23,7 +23,7 @@ def test_report_shows_throughput_speedup_and_efficiency_per_replica_count() -> N
     report = build_report(results, compare_results(results), with_figures=False)
     table = scaling_table(report.scaling)
     assert [c.text for c in table.cells()[1]] == [
-        "baseline", "mnist-5k", "cpu-fp32-x2", "tfdata,spe1", "global 32", "2", "2", "2,100", "2,000–2,200",
+        "baseline", "mnist-5k", "cpu-fp32-x2", "tfdata,spe1", "global 32", "2", "1", "2", "2,100", "2,000–2,200",
         "×0.26", "13%",
     ]  # fmt: skip
     md = report_markdown(report)

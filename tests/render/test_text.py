@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from harness.analysis.claims import BN_GAP, seed_claims
@@ -10,6 +11,7 @@ from harness.analysis.history import History
 from harness.analysis.samples import label_runs
 from harness.render.text import comparison_json, comparison_text, history_text, result_text, run_summary
 from harness.spec.run_spec import PathSpec
+from harness.store.members import Member
 from harness.store.telemetry import Telemetry
 from tests.factories import BF16, CPU, GPU, GPU_TF32, gpu_telemetry, result, seed_suite, seeds
 
@@ -83,3 +85,18 @@ def test_show_names_the_replicas_and_the_batch_semantics() -> None:
     assert "replicas   MirroredStrategy: 2 in sync; variables MirroredVariable on device:CPU:0, device:CPU:1" in text
     assert "global batch 64 (32 per replica)" in text
     assert "replicas   " not in result_text(result())  # one device: nothing to say
+
+
+def test_show_names_the_cluster_and_every_worker_container() -> None:
+    w2 = result(path=PathSpec(workers=2), loop="compiled")
+    members = [
+        Member("chief", "chief", 0, "127.0.0.1:23456", "run-x", "c" * 64, None, "stopped by the harness"),
+        Member("worker-1", "worker", 0, "127.0.0.1:23457", "run-x-worker-1", "d" * 64, 137, "exited", "killed"),
+    ]
+    text = result_text(dataclasses.replace(w2, workers=members))
+    assert "path cpu-fp32-w2" in text and "replicas   CollectiveAllReduceStrategy: 2 in sync" in text
+    cluster = "{'chief': ['127.0.0.1:23456'], 'worker': ['127.0.0.1:23457']}"
+    assert f"cluster    2 workers {cluster}; this result from chief 0" in text
+    assert "worker     chief (chief 0) 127.0.0.1:23456, container cccccccccccc: stopped by the harness" in text
+    assert "worker     worker-1 (worker 0) 127.0.0.1:23457, container dddddddddddd: exited, exit 137; killed" in text
+    assert "cluster" not in result_text(result()) and "worker   " not in result_text(result())

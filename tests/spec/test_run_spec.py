@@ -258,3 +258,32 @@ def test_bad_faults_are_quoted(fault: str) -> None:
     with pytest.raises(ConfigError, match="inject_fault") as exc:
         RunSpec(inject_fault=fault)
     assert repr(fault) in str(exc.value)
+
+
+def test_workers_name_the_path_and_one_worker_keeps_the_spec_and_run_id() -> None:
+    assert PathSpec(workers=2).name == "cpu-fp32-w2" and PathSpec(workers=1).name == "cpu-fp32"
+    w2 = RunSpec(path=PathSpec(workers=2), loop="compiled")
+    assert w2.path.replicas_in_sync == 2 and w2.global_batch_size == 32
+    assert RunSpec(path=PathSpec(workers=2), loop="compiled", batch_per_replica=True).global_batch_size == 64
+    assert RunSpec.from_dict(json.loads(json.dumps(w2.to_dict()))) == w2
+    # One worker is every run before workers existed: the spec JSON (and so the run id) is unchanged.
+    assert "workers" not in RunSpec().to_dict()["path"] and "workers" in w2.to_dict()["path"]
+    assert RunSpec().run_id == RunSpec(path=PathSpec(workers=1)).run_id
+    assert w2.hyperparameters == RunSpec().hyperparameters  # w1 and w2: one experiment, other paths
+
+
+def test_refused_worker_combinations_say_why_in_one_line() -> None:
+    w2 = PathSpec(workers=2)
+    cases = [
+        (lambda: RunSpec(path=w2), "workers 2 need loop 'compiled'"),
+        (lambda: RunSpec(path=w2, loop="compiled", mode="probe"), "replicas 2 needs mode 'train'"),
+        (lambda: RunSpec(path=PathSpec(workers=3), loop="compiled"), "does not split evenly over 3 replicas"),
+        (lambda: PathSpec(workers=2, replicas=2), "workers 2 with replicas 2: each worker runs one replica"),
+        (lambda: PathSpec(workers=2, xla=True), "xla=on cannot run with 2 replicas"),
+        (lambda: PathSpec(workers=0), "workers must be an integer >= 1, got 0"),
+        (lambda: PathSpec(workers="2"), "workers must be an integer >= 1, got '2'"),
+    ]
+    for make, expected in cases:
+        with pytest.raises(ConfigError) as err:
+            make()
+        assert expected in str(err.value) and "\n" not in str(err.value)

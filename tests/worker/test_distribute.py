@@ -83,3 +83,16 @@ def test_a_gpu_path_needs_as_many_gpus_as_replicas() -> None:
     distribute.configure_devices(fake_tf(4), spec)  # enough GPUs: nothing to configure
     assert distribute.replica_devices(spec) == ["/gpu:0", "/gpu:1", "/gpu:2", "/gpu:3"]
     assert distribute.replica_devices(RunSpec(path=X2)) == ["/cpu:0", "/cpu:1"]
+
+
+def test_a_worker_without_its_cluster_refuses_before_touching_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    w2 = RunSpec(path=PathSpec(workers=2), loop="compiled")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribute.start_cluster(None, RunSpec()) is None  # one worker: no cluster, no TF_CONFIG needed
+    with pytest.raises(distribute.ReplicaError, match="workers 2 need TF_CONFIG in the environment"):
+        distribute.start_cluster(None, w2)
+    monkeypatch.setenv(
+        "TF_CONFIG", '{"cluster": {"chief": ["127.0.0.1:23456"]}, "task": {"type": "chief", "index": 0}}'
+    )
+    with pytest.raises(distribute.ReplicaError, match=r"TF_CONFIG names 1 member\(s\) .* the run asks for 2"):
+        distribute.start_cluster(None, w2)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from harness.errors import ResultError, RunInterrupted, SuiteStoppedError
 from harness.spec.run_spec import RunSpec
 from harness.store.layout import remove_partial_writes, result_path, write_spec
+from harness.store.members import Member
 from harness.store.protocol import (
     ExitCode,
     Progress,
@@ -81,6 +82,7 @@ class Execution:
     reason: str | None = None  # why no result was written, when the backend knows better than the exit code
     environment: dict[str, Any] = field(default_factory=dict)  # for results the worker did not write
     stop_note: str = ""  # how the worker was stopped on an interrupt, e.g. " (container stopped)"
+    workers: list[Member] = field(default_factory=list)  # a multi-worker run's containers, as the backend saw them
 
 
 class MachineryFailure(Exception):
@@ -184,6 +186,7 @@ def finish_run(
         error=reason or describe_exit(run.returncode),
         log_tail=list(run.tail.lines),
         environment=run.environment,
+        workers=run.workers,
     )
     write_result(result, path)
     return result

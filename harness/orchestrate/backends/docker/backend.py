@@ -20,7 +20,6 @@ killed or stuck leaves no container running, and the next start removes what a d
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import tempfile
@@ -45,6 +44,7 @@ from harness.orchestrate.backends.docker.engine import (
     image_exists,
 )
 from harness.orchestrate.backends.docker.gpu import check_toolkit, device_override, parse_gpu_ids
+from harness.orchestrate.backends.docker.heartbeat import Heartbeat
 from harness.orchestrate.backends.docker.image import ensure_image
 from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.ownership import arrange_ownership, check_data_readable, nothing
@@ -60,6 +60,7 @@ from harness.orchestrate.backends.docker.settings import (
     LABEL_SUITE,
     SERVICES,
 )
+from harness.orchestrate.backends.docker.workers import Group, member_override
 from harness.orchestrate.backends.signals import (
     deferred_stop_signals,
     install_signal_handlers,
@@ -70,7 +71,6 @@ from harness.spec.run_spec import RunSpec
 from harness.store.layout import heartbeat_path, result_path
 from harness.store.protocol import (
     DEADLINE_GRACE_S,
-    HEARTBEAT_INTERVAL_S,
     HEARTBEAT_STALE_S,
     ExitCode,
     describe_exit,
@@ -209,17 +209,27 @@ class DockerBackend(Backend):
         restore: Callable[[], None] = nothing
         dc: Any = None
         engine_gone = False
+        group = Group.plan(project, run, self.log_prefix(run.spec)) if run.spec.path.workers > 1 else None
         try:
             user, restore = arrange_ownership(out_dir, run.spec_path)
             overrides = [device_override(Path(tmp.name), self.gpu_ids)] if self.device == "gpu" else []
-            dc = compose.compose_client(project, self._env_file(Path(tmp.name), out_dir, user), overrides)
+            env_file = self._env_file(Path(tmp.name), out_dir, user)
+            dc = compose.compose_client(project, env_file, overrides)
             self.data_dir.mkdir(parents=True, exist_ok=True)
             beat.renew()  # before the container starts: its worker checks it from its first second
-            self._start(dc, project, run, self._command(run, container_result, timeout_s))
-            run.returncode, run.reason = self._follow(dc, project, run, timeout_s, beat)
+            if group is None:
+                self.start_container(dc, project, run, self._command(run, container_result, timeout_s))
+                run.returncode, run.reason = self._follow(dc, project, run, timeout_s, beat)
+            else:
+                member_dc = compose.compose_client(
+                    project, env_file, [*overrides, member_override(Path(tmp.name), SERVICES[self.device], project)]
+                )
+                self._run_group(group, dc, member_dc, timeout_s, beat)
         except RunInterrupted:
             with deferred_stop_signals():
-                if dc is not None:
+                if group is not None and dc is not None:
+                    group.stop_all(dc)
+                elif dc is not None:
                     compose.stop_container(dc, project)
             run.stop_note = " (container stopped)"
             raise
@@ -231,6 +241,8 @@ class DockerBackend(Backend):
             # until the container is gone, then raised as usual.
             try:
                 with deferred_stop_signals():
+                    if group is not None and dc is not None and not engine_gone:
+                        group.finish(dc, out_dir)
                     if dc is not None and not engine_gone:
                         compose.cleanup_project(dc, project)
                     beat.remove()
@@ -240,6 +252,15 @@ class DockerBackend(Backend):
                 restore_signal_handlers(own_handlers)
         if run.returncode == ExitCode.CANNOT_WRITE and not run.out_path.exists():
             _rewrite_paths(run, container_result)
+
+    def _run_group(self, group: Group, dc: Any, member_dc: Any, timeout_s: float | None, beat: Heartbeat) -> None:
+        """The containers of a multi-worker run (:mod:`.workers`): the run fails when any member does."""
+        run = group.run
+        group.start(dc, member_dc, self.start_container, lambda result: self._command(run, result, timeout_s))
+        run.reason = group.follow(dc, timeout_s, beat.renew, self.diagnose)
+        group.finish(dc, run.out_path.parent)
+        if run.reason is None:
+            run.returncode, run.reason = self.outcome(group.chief.state or {}, run)
 
     def _command(self, run: Execution, container_result: str, timeout_s: float | None) -> list[str]:
         """The worker's arguments in the container: its own deadline and the heartbeat it watches."""
@@ -252,10 +273,19 @@ class DockerBackend(Backend):
             deadline_s=timeout_s + DEADLINE_GRACE_S if timeout_s else None,
         )
 
-    def _start(self, dc: Any, project: str, run: Execution, command: list[str]) -> None:
-        log.info("run %s: container %s (image %s)", run.spec.run_id, project, self.image)
-        labels = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite, **self.owner.labels()}
-        mounts, envs = plugins.run_options(run.spec)  # a plugin's source, read-only
+    def start_container(
+        self,
+        dc: Any,
+        name: str,
+        run: Execution,
+        command: list[str],
+        envs: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        """Start one container of ``run`` (detached) named ``name``, labelled with its run, suite and owner."""
+        log.info("run %s: container %s (image %s)", run.spec.run_id, name, self.image)
+        own = {LABEL_RUN_ID: run.spec.run_id, LABEL_SUITE: run.spec.suite, **self.owner.labels(), **(labels or {})}
+        mounts, plugin_envs = plugins.run_options(run.spec)  # a plugin's source, read-only
         try:
             call(
                 f"container start for {run.spec.run_id}",
@@ -264,16 +294,16 @@ class DockerBackend(Backend):
                 command,
                 detach=True,
                 tty=False,
-                name=project,
+                name=name,
                 dependencies=False,
-                labels=labels,
+                labels=own,
                 volumes=mounts,
-                envs=envs,
+                envs={**plugin_envs, **(envs or {})},
             )
         except DockerCallError as exc:
             # Every run uses the same service, image and mounts: what stops one container from
             # starting stops them all. Not the benchmark's failure.
-            raise self._diagnose(f"its container could not start: {exc.docker_said}") from None
+            raise self.diagnose(f"its container could not start: {exc.docker_said}") from None
 
     def _env_file(self, directory: Path, out_dir: Path, user: str) -> Path:
         return compose.write_env_file(
@@ -309,7 +339,7 @@ class DockerBackend(Backend):
             if not reader.is_alive():  # the log stream ends when the container does (or the engine hiccups)
                 state = compose.container_state(dc, name)
                 if state is None:
-                    raise self._diagnose("its container vanished: removed from outside?")
+                    raise self.diagnose("its container vanished: removed from outside?")
                 if not state["running"]:
                     break
                 time.sleep(LOG_POLL_S)  # stream ended early but the container runs: keep polling its state
@@ -317,9 +347,9 @@ class DockerBackend(Backend):
                 compose.stop_container(dc, name, grace_s=0)
                 return None, f"timed out after {timeout_s:g} s (container killed)"
         reader.join(timeout=5)
-        return self._outcome(state, run)
+        return self.outcome(state, run)
 
-    def _outcome(self, state: dict[str, Any], run: Execution) -> tuple[int | None, str | None]:
+    def outcome(self, state: dict[str, Any], run: Execution) -> tuple[int | None, str | None]:
         """The exit code and, when the code alone says too little, the reason.
 
         Raises :class:`MachineryFailure` when the container ended for a reason outside the benchmark.
@@ -332,14 +362,14 @@ class DockerBackend(Backend):
             return code, None
         if code == ExitCode.ABANDONED:  # we were silent for longer than it waits: suspended or stuck
             says = last_worker_error(run.tail.lines) or describe_exit(code)
-            raise self._diagnose(f"its worker stopped itself: {says}")
+            raise self.diagnose(f"its worker stopped itself: {says}")
         # Neither signal comes from the benchmark: SIGTERM never comes from the kernel, and the
         # kernel's out-of-memory kills are recorded (oom_killed above). Someone stopped or removed
         # the container (docker stop/kill/rm -f), or the engine did on its way down.
         name = "SIGTERM" if code == ExitCode.TERMINATED else "SIGKILL without an out-of-memory record"
-        raise self._diagnose(f"its container was stopped from outside (exit {code}: {name})")
+        raise self.diagnose(f"its container was stopped from outside (exit {code}: {name})")
 
-    def _diagnose(self, what: str) -> MachineryFailure:
+    def diagnose(self, what: str) -> MachineryFailure:
         """Name the failure of the machinery behind ``what``: engine gone, image gone, or ``what`` itself."""
         if not engine_answers(HEALTH_TIMEOUT_S):  # what was seen is only a consequence
             return EngineGone(f"the Docker engine at {engine_address()} stopped answering", START)
@@ -358,26 +388,6 @@ class EngineGone(MachineryFailure):
 
 
 START = "start the engine"
-
-
-class Heartbeat:
-    """The file whose modification time tells the container's worker that its harness is alive."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._renewed = -math.inf
-
-    def renew(self) -> None:
-        now = time.monotonic()
-        if now - self._renewed >= HEARTBEAT_INTERVAL_S:
-            self.path.touch(mode=0o644)  # creates it, or renews its modification time
-            self._renewed = now
-
-    def remove(self) -> None:
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as exc:  # a resume removes it
-            log.warning("cannot remove heartbeat %s: %s", self.path, exc.strerror or exc)
 
 
 def _rewrite_paths(run: Execution, container_result: str) -> None:

@@ -121,7 +121,21 @@ def container_state(dc: Any, name: str) -> dict[str, Any] | None:
     except Exception as exc:
         log.debug("inspect %s: %s", name, last_error_line(exc))
         return None
-    return {"running": bool(state.running), "exit_code": state.exit_code, "oom_killed": bool(state.oom_killed)}
+    return {
+        "running": bool(state.running),
+        "exit_code": state.exit_code,
+        "oom_killed": bool(state.oom_killed),
+        "finished_at": state.finished_at,  # a datetime (the engine's clock): which of several ended first
+    }
+
+
+def container_id(dc: Any, name: str) -> str:
+    """The container's id, or "" when it is gone."""
+    try:
+        return str(dc.container.inspect(name).id)
+    except Exception as exc:
+        log.debug("inspect %s: %s", name, last_error_line(exc))
+        return ""
 
 
 def stop_container(dc: Any, name: str, grace_s: int = STOP_GRACE_S) -> None:

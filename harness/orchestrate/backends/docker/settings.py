@@ -37,6 +37,8 @@ LABEL_GPU_DEPS = "org.tfparity.gpu-deps"  # the GPU image's dependency layer (tf
 LABEL_RUN_ID = "org.tfparity.run-id"
 LABEL_SUITE = "org.tfparity.suite"
 LABEL_PURPOSE = "org.tfparity.purpose"
+# A multi-worker run's containers: "chief", "worker-1", ... (docker/workers.py).
+LABEL_TASK = "org.tfparity.task"
 # Who started a container (docker/owner.py): the next start removes the containers of a harness that
 # is gone, and never those of a live one.
 LABEL_OWNER_PREFIX = "org.tfparity.owner."
