@@ -100,7 +100,7 @@ def _name(value: Any, where: str) -> str:
 
 
 def _checked(hosts: list[HostEntry], where: str) -> list[HostEntry]:
-    for key in ("name", "context"):
+    for key in ("context", "name"):
         values = [getattr(h, key) for h in hosts]
         twice = sorted({v for v in values if values.count(v) > 1})
         if twice:

@@ -1,0 +1,125 @@
+"""A fleet of Docker hosts: the hosts file validated at the edge, and suites over a real second engine
+reached through a Docker context (its own socket and data root, no bridge): the image shipped by id,
+data and results through named volumes and ``docker cp``, each result naming its host and context,
+and an engine stopped mid-suite failing only its own runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.orchestrate.backends.docker.fleet import HostEntry, hosts_from_contexts, load_hosts
+from tests.helpers import tfparity
+from tests.orchestrate.support import (
+    QUICK,
+    assert_no_suite_dir,
+    assert_one_line_error,
+    assert_suite_dir_consistent,
+    only_suite_dir,
+    start_tfparity,
+    stderr_of,
+)
+
+
+def write_hosts(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hosts.toml"
+    path.write_text(text)
+    return path
+
+
+def test_hosts_file_names_contexts_gpus_and_labels(tmp_path: Path) -> None:
+    path = write_hosts(
+        tmp_path,
+        '[[host]]\ncontext = "gpu-a"\ngpus = ["0", "1"]\nlabels = { rack = "r1" }\n\n'
+        '[[host]]\nname = "spare"\ncontext = "ctx-b"\n',
+    )
+    assert load_hosts(path) == [
+        HostEntry(name="gpu-a", context="gpu-a", gpus=("0", "1"), labels={"rack": "r1"}),
+        HostEntry(name="spare", context="ctx-b"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[[host]\n", "is not valid TOML"),
+        ("", "names no hosts"),
+        ('title = "x"\n', "unknown top-level key(s) ['title']"),
+        ('[[host]]\nname = "a"\n', "'context' is required"),
+        ('[[host]]\ncontext = "a b"\n', "got 'a b'"),
+        ('[[host]]\ncontext = "a"\ngpus = [0]\n', "got [0]"),
+        ('[[host]]\ncontext = "a"\ngpus = ["0", "0"]\n', "lists a device twice"),
+        ('[[host]]\ncontext = "a"\nport = 1\n', "unknown key(s) ['port']"),
+        ('[[host]]\ncontext = "a"\nname = "x"\n[[host]]\ncontext = "b"\nname = "x"\n', "name 'x' appears twice"),
+        ('[[host]]\ncontext = "a"\nname = "x"\n[[host]]\ncontext = "a"\nname = "y"\n', "context 'a' appears twice"),
+    ],
+)
+def test_a_bad_hosts_file_is_refused_quoting_the_value(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_hosts(write_hosts(tmp_path, text))
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_contexts_on_the_command_line_are_hosts_named_after_them() -> None:
+    assert hosts_from_contexts(["a", "b"]) == [HostEntry("a", "a"), HostEntry("b", "b")]
+    with pytest.raises(ConfigError, match="context 'a' appears twice"):
+        hosts_from_contexts(["a", "a"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (("--docker-context", "x"), "add --backend docker"),
+        (("--backend", "docker", "--hosts", "/nonexistent/hosts.toml"), "cannot read hosts file"),
+        (("--backend", "docker", "--docker-context", "x", "--hosts", "h.toml"), "not both"),
+        (("--backend", "docker", "--parallel", "2", "--docker-context", "x"), "--parallel is for one host"),
+        (("--backend", "docker", "--docker-context", "bad name"), "got 'bad name'"),
+    ],
+)
+def test_fleet_flags_are_checked_before_anything_is_written(
+    tmp_path: Path, tf_trap: dict[str, str], flags: tuple[str, ...], fragment: str
+) -> None:
+    results = tmp_path / "results"
+    proc = tfparity("run", "--model", "baseline", *flags, "--results-dir", str(results), env=tf_trap)
+    assert_one_line_error(proc, fragment)
+    assert_no_suite_dir(results)
+
+
+def _fleet_results(results_dir: Path) -> dict[str, Any]:
+    return assert_suite_dir_consistent(only_suite_dir(results_dir))
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_two_host_suite_runs_on_both_engines_and_records_where(
+    cpu_backend: Any, fleet_engine: tuple[Any, str], data_dir: Path, tmp_path: Path
+) -> None:
+    second, context = fleet_engine
+    hosts = write_hosts(tmp_path, f'[[host]]\nname = "here"\ncontext = "default"\n\n[[host]]\ncontext = "{context}"\n')
+    results_dir = tmp_path / "results"
+    args = ("run", "--backend", "docker", "--model", "baseline", "--seeds", "2", *QUICK, "--hosts", str(hosts))
+    proc = start_tfparity(*args, "--results-dir", str(results_dir), "--data-dir", str(data_dir), log_dir=tmp_path)
+    try:
+        assert proc.wait(timeout=3600) == 0, stderr_of(tmp_path)[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    results = _fleet_results(results_dir)
+    assert sorted(r.status for r in results.values()) == ["ok", "ok"]
+    where = sorted((r.environment["fleet_host"], r.environment["docker_context"]) for r in results.values())
+    assert where == [("here", "default"), (context, context)]
+    # Both ran one image, by id (the tag may move meanwhile: other checkouts rebuild it), and that id
+    # is on the second engine: shipped there, not rebuilt (a rebuild there would have another id).
+    (image_id,) = {r.environment["image_id"] for r in results.values()}
+    assert second.docker("image", "inspect", "--format", "{{.Id}}", image_id).stdout.strip() == image_id
+    assert second.docker("ps", "-aq").stdout.split() == []  # nothing left there
+    left = second.docker("volume", "ls", "-q", "--filter", "label=org.tfparity.volume=results").stdout.split()
+    assert left == []  # each run's results volume removed; the data volume stays for the next suite
+    for r in results.values():  # a result copied back is the worker's own, complete
+        assert r.environment["tensorflow_version"] and r.epochs and r.test_accuracy is not None
