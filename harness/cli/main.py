@@ -33,6 +33,7 @@ COMMANDS = {
     "report": "report",
     "history": "history",
     "docker": "docker",
+    "fleet": "fleet",
 }
 
 

@@ -57,10 +57,16 @@ def hosts(args: argparse.Namespace, backend: Any) -> list[Any]:
 
     if args.parallel:
         return [Host(name="local", lanes=_local_lanes(args.parallel, backend, cpu_sets))]
+    return fleet_hosts(args.fleet, backend)
+
+
+def fleet_hosts(entries: list[Any], backend: Any) -> list[Any]:
+    """One :class:`~harness.orchestrate.lanes.Host` per hosts-file entry, shaped like ``backend``."""
     from harness.orchestrate.backends.docker import DockerBackend
+    from harness.orchestrate.lanes import Host
 
     out = []
-    for entry in args.fleet:
+    for entry in entries:
         template = DockerBackend(
             device=backend.device, data_dir=backend.data_dir, image=backend.image, base_image=backend.base_image,
             memory_limit=backend.memory_limit, notify=backend.notify, context=entry.context, host=entry.name,

@@ -46,6 +46,7 @@ class Host:
     context: str | None = None
     prepare: Callable[[list[RunSpec]], None] | None = None
     lost: str | None = None  # why this host runs nothing more
+    out_dir: Path | None = None  # its own suite directory (every_host: each host runs every spec)
     todo: queue.Queue[tuple[int, RunSpec]] = field(default_factory=queue.Queue)
 
 
@@ -78,10 +79,20 @@ def run_lanes(
     on_event: EventFn | None = None,
     timeout_s: float | None = None,
     retry_failed: bool = False,
+    every_host: bool = False,
 ) -> list[RunResult]:
-    """Run every unfinished spec on the hosts' lanes; returns all results in spec order."""
+    """Run every unfinished spec on the hosts' lanes; returns all results in spec order.
+
+    ``every_host`` (``fleet check``): every host runs every spec, into ``out_dir/<host name>``;
+    the results come host by host.
+    """
     out_dir = Path(out_dir)
-    remove_stale_temp_files(out_dir)
+    if every_host:
+        for host in hosts:
+            host.out_dir = out_dir / host.name
+            host.out_dir.mkdir(parents=True, exist_ok=True)
+    for where in {host.out_dir or out_dir for host in hosts}:
+        remove_stale_temp_files(where)
     lock = threading.Lock()
     total = len(specs)
 
@@ -90,17 +101,20 @@ def run_lanes(
             with lock:  # one printer, many lanes
                 on_event(event)
 
-    results: dict[int, RunResult] = {}
-    for host, indexes in zip(hosts, plan_hosts(total, len(hosts)), strict=True):
+    results: dict[tuple[int, int], RunResult] = {}
+    plan = [list(range(total))] * len(hosts) if every_host else plan_hosts(total, len(hosts))
+    for h, (host, indexes) in enumerate(zip(hosts, plan, strict=True)):
         for i in indexes:
-            done = existing_result(out_dir, specs[i], retry_failed=retry_failed)
+            done = existing_result(host.out_dir or out_dir, specs[i], retry_failed=retry_failed)
             if done is not None:
-                results[i] = done
+                results[h, i] = done
                 emit(RunEvent("skip", i + 1, total, specs[i], result=done))
             else:
                 host.todo.put((i, specs[i]))
     suite = _Suite(out_dir, total, emit, timeout_s, results)
-    threads = [threading.Thread(target=suite.host_main, args=(h,), name=f"host-{h.name}") for h in hosts]
+    threads = [
+        threading.Thread(target=suite.host_main, args=(h, n), name=f"host-{h.name}") for n, h in enumerate(hosts)
+    ]
     for t in threads:
         t.start()
     try:
@@ -118,20 +132,25 @@ def run_lanes(
         raise
     if suite.stopped is not None:
         raise suite.stopped
-    return [results[i] for i in sorted(results)]
+    return [results[key] for key in sorted(results)]
 
 
 class _Suite:
     """What the lane threads share: the results, the events, and the first suite-stopping failure."""
 
     def __init__(
-        self, out_dir: Path, total: int, emit: EventFn, timeout_s: float | None, results: dict[int, RunResult]
+        self,
+        out_dir: Path,
+        total: int,
+        emit: EventFn,
+        timeout_s: float | None,
+        results: dict[tuple[int, int], RunResult],
     ) -> None:
         self.out_dir, self.total, self.emit, self.timeout_s = out_dir, total, emit, timeout_s
         self.results = results
         self.stopped: SuiteStoppedError | None = None
 
-    def host_main(self, host: Host) -> None:
+    def host_main(self, host: Host, h: int) -> None:
         """Prepare the host, then drive its lanes; a host that cannot be used fails its own runs."""
         if host.prepare is not None and not host.todo.empty():
             try:
@@ -139,51 +158,53 @@ class _Suite:
             except BackendError as exc:
                 host.lost = f"host {host.name} is not usable: {exc}"
         threads = [
-            threading.Thread(target=self.lane_main, args=(host, lane), name=f"lane-{host.name}-{n}")
+            threading.Thread(target=self.lane_main, args=(host, h, lane), name=f"lane-{host.name}-{n}")
             for n, lane in enumerate(host.lanes)
         ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        self.fail_left(host)
+        self.fail_left(host, h)
 
-    def lane_main(self, host: Host, lane: Backend) -> None:
+    def lane_main(self, host: Host, h: int, lane: Backend) -> None:
+        out_dir = host.out_dir or self.out_dir
         while host.lost is None and self.stopped is None and lane.stop_signum is None:
             try:
                 i, spec = host.todo.get_nowait()
             except queue.Empty:
                 return
             try:
-                self.results[i] = self.run_one(lane, i, spec)
+                self.results[h, i] = self.run_one(lane, i, spec, out_dir)
             except RunInterrupted:
                 return  # the backend recorded the run; the main thread re-raises
             except MachineryFailure as exc:  # a fleet host: this host is gone, the others go on
                 host.lost = f"host {host.name} lost: {exc.cause}"
-                self.results[i] = _load(self.out_dir, spec)
-                self.emit(RunEvent("finish", i + 1, self.total, spec, result=self.results[i]))
+                self.results[h, i] = load_result(result_path(out_dir, spec))
+                self.emit(RunEvent("finish", i + 1, self.total, spec, result=self.results[h, i]))
             except SuiteStoppedError as exc:  # one host: the machinery stops the suite, as serially
                 # No lane starts another run; runs under way on other lanes finish and are kept.
                 self.stopped = self.stopped or exc
 
-    def run_one(self, lane: Backend, i: int, spec: RunSpec) -> RunResult:
+    def run_one(self, lane: Backend, i: int, spec: RunSpec, out_dir: Path) -> RunResult:
         self.emit(RunEvent("start", i + 1, self.total, spec))
 
         def progress(p: Progress) -> None:
             self.emit(RunEvent("progress", i + 1, self.total, spec, progress=p))
 
-        result = lane.run(spec, self.out_dir, progress=progress, timeout_s=self.timeout_s)
+        result = lane.run(spec, out_dir, progress=progress, timeout_s=self.timeout_s)
         self.emit(RunEvent("finish", i + 1, self.total, spec, result=result))
         return result
 
-    def fail_left(self, host: Host) -> None:
+    def fail_left(self, host: Host, h: int) -> None:
         """The runs a lost host never started: ``failed`` with the reason (a resume runs them again)."""
         while host.lost is not None:
             try:
                 i, spec = host.todo.get_nowait()
             except queue.Empty:
                 return
-            write_spec(self.out_dir, spec)
+            out_dir = host.out_dir or self.out_dir
+            write_spec(out_dir, spec)
             now = utc_now()
             result = RunResult(
                 run_id=spec.run_id,
@@ -194,10 +215,6 @@ class _Suite:
                 error=host.lost,
                 environment={"backend": "docker", "fleet_host": host.name, "docker_context": host.context},
             )
-            write_result(result, result_path(self.out_dir, spec))
-            self.results[i] = result
+            write_result(result, result_path(out_dir, spec))
+            self.results[h, i] = result
             self.emit(RunEvent("finish", i + 1, self.total, spec, result=result))
-
-
-def _load(out_dir: Path, spec: RunSpec) -> RunResult:
-    return load_result(result_path(out_dir, spec))

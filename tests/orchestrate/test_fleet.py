@@ -123,3 +123,69 @@ def test_a_two_host_suite_runs_on_both_engines_and_records_where(
     assert left == []  # each run's results volume removed; the data volume stays for the next suite
     for r in results.values():  # a result copied back is the worker's own, complete
         assert r.environment["tensorflow_version"] and r.epochs and r.test_accuracy is not None
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_fleet_check_runs_the_same_probe_and_run_on_both_hosts_and_finds_them_agreeing(
+    cpu_backend: Any, fleet_engine: tuple[Any, str], data_dir: Path, tmp_path: Path
+) -> None:
+    _, context = fleet_engine
+    results_dir = tmp_path / "results"
+    proc = tfparity(
+        "fleet", "check", "--docker-context", "default", "--docker-context", context,
+        "--results-dir", str(results_dir), "--data-dir", str(data_dir), timeout=3600,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout, proc.stderr[-3000:])
+    assert "fleet check: OK: 2 hosts agree" in proc.stdout
+    check_dir = only_suite_dir(results_dir)
+    for host in ("default", context):  # each host's own results, the same two runs
+        runs = assert_suite_dir_consistent(check_dir / host)
+        assert sorted(r.spec["mode"] for r in runs.values()) == ["probe", "train"]
+        assert {r.environment["docker_context"] for r in runs.values()} == {host}
+        (probe,) = [r for r in runs.values() if r.spec["mode"] == "probe"]
+        assert probe.extra["probe"]["loss_float64"] > 0
+    for line in proc.stdout.splitlines():
+        if line.startswith(("OK", "FAIL", "INCONCLUSIVE")):
+            assert line.startswith("OK "), line
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_an_engine_stopped_mid_suite_fails_its_runs_and_the_other_host_s_are_kept(
+    cpu_backend: Any, fleet_engine: tuple[Any, str], data_dir: Path, tmp_path: Path
+) -> None:
+    # Last in this module: it stops the module's second engine (and starts it again for the purge).
+    second, context = fleet_engine
+    results_dir = tmp_path / "results"
+    args = ("run", "--backend", "docker", "--model", "baseline", "--seeds", "4", "--epochs", "20")
+    proc = start_tfparity(
+        *args, "--max-train-samples", "640", "--docker-context", "default", "--docker-context", context,
+        "--results-dir", str(results_dir), "--data-dir", str(data_dir), log_dir=tmp_path,
+    )  # fmt: skip
+    try:
+        suite = wait_for(lambda: next(iter(results_dir.glob("run-*")), None), 900, "the suite directory", proc)
+        # Runs are dealt in turn: the 2nd and 4th go to the second engine. The event: the 2nd trains there.
+        second_run = wait_for(
+            lambda: next((ln.split()[1][:-1] for ln in stderr_of(tmp_path).splitlines()
+                          if ln.startswith("[2/4]") and ": epoch 1/20" in ln), None),
+            1800, "run 2 training on the second engine", proc,
+        )  # fmt: skip
+        second.stop(signal.SIGTERM)
+        returncode = proc.wait(timeout=1800)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        second.start()  # for the fixture's purge
+    assert returncode == 1, stderr_of(tmp_path)[-3000:]  # runs failed; the suite itself went on
+    assert "Traceback" not in stderr_of(tmp_path)
+    results = assert_suite_dir_consistent(suite)
+    by_host: dict[str, list[Any]] = {}
+    for r in results.values():
+        by_host.setdefault(r.environment["fleet_host"], []).append(r)
+    assert sorted(r.status for r in by_host["default"]) == ["ok", "ok"]  # kept, complete
+    assert sorted(r.status for r in by_host[context]) == ["failed", "failed"]
+    lost = f"host {context} lost: the Docker engine at context {context!r} stopped answering"
+    assert results[second_run].error == lost
+    assert all(r.error == lost for r in by_host[context])  # the one it hit, and the one never started
