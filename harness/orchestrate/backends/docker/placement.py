@@ -78,10 +78,12 @@ def ship_image(context: str, image_id: str, local_cmd: list[str]) -> bool:
 
 def data_volume(image_id: str, data_dir: Path, files: list[str]) -> str:
     """A named volume on the current engine holding ``files`` of ``data_dir``, made once per content."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256()  # by content: the same data reuses its volume across suites
     for name in sorted(files):
-        digest.update(name.encode() + b"\0" + str((data_dir / name).stat().st_size).encode() + b"\0")
-        digest.update(str((data_dir / name).stat().st_mtime_ns).encode())
+        digest.update(name.encode() + b"\0")
+        with open(data_dir / name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     name = f"tfparity-data-{digest.hexdigest()[:16]}"
     dc = client()
     if call("volume lookup", dc.volume.exists, name):
