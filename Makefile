@@ -10,12 +10,13 @@ BENCH_DATASET ?= mnist-5k
 SEEDS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install bench bench-fast perf test test-fast lint clean-results
+.PHONY: help install bench bench-fast perf perf-parallel test test-fast lint clean-results
 
 help:
 	@echo "make bench        quick local seed suite (3 models, mnist-5k, 10 epochs, 1 seed): summary + result JSONs"
 	@echo "make test         the full test suite (real TensorFlow; docker/browser tests need their services)"
 	@echo "make perf         performance benchmark of the harness (benchmarks/perf.py)"
+	@echo "make perf-parallel suite wall time serial vs --parallel 2 (docker; benchmarks/parallel.py)"
 	@echo "make bench-cpu    the seed suite in the CPU container (DATASET=mnist by default)"
 	@echo "make bench-gpu    the GPU check, then the seed suite in the CUDA container (NVIDIA Container Toolkit)"
 	@echo "make gpu-check    GPU owners: every GPU path for one short epoch vs the CPU path, one verdict"
@@ -41,6 +42,9 @@ bench-fast: install
 
 perf: install
 	$(PY) benchmarks/perf.py --out $(RESULTS_DIR)/perf
+
+perf-parallel: install
+	$(PY) benchmarks/parallel.py --out $(RESULTS_DIR)/parallel
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
