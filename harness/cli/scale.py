@@ -44,6 +44,11 @@ def check(args: argparse.Namespace) -> None:
         raise ConfigError("give the fleet either as --docker-context NAME ... or as --hosts FILE, not both")
     if args.parallel and (args.docker_context or args.hosts):
         raise ConfigError("--parallel is for one host; a fleet's lanes come from its hosts file (gpus = [...])")
+    cpus = len(os.sched_getaffinity(0))
+    if args.parallel and args.parallel > cpus and getattr(args, "device", None) != "gpu":
+        raise ConfigError(
+            f"--parallel {args.parallel} needs {args.parallel} CPUs to pin one run to each, this host has {cpus}"
+        )
     if args.docker_context or args.hosts:
         from harness.orchestrate.backends.docker.fleet import hosts_from_contexts, load_hosts
 

@@ -80,6 +80,7 @@ def test_contexts_on_the_command_line_are_hosts_named_after_them() -> None:
         (("--backend", "docker", "--docker-context", "x", "--hosts", "h.toml"), "not both"),
         (("--backend", "docker", "--parallel", "2", "--docker-context", "x"), "--parallel is for one host"),
         (("--backend", "docker", "--docker-context", "bad name"), "got 'bad name'"),
+        (("--backend", "docker", "--parallel", "64"), "--parallel 64 needs 64 CPUs to pin one run to each"),
     ],
 )
 def test_fleet_flags_are_checked_before_anything_is_written(
