@@ -112,6 +112,14 @@ def run_lanes(
             else:
                 host.todo.put((i, specs[i]))
     suite = _Suite(out_dir, total, emit, timeout_s, results)
+    _drive(suite, hosts)
+    if suite.stopped is not None:
+        raise suite.stopped
+    return [results[key] for key in sorted(results)]
+
+
+def _drive(suite: _Suite, hosts: list[Host]) -> None:
+    """One thread per host; this (main) thread waits in slices so that a signal can stop them all."""
     threads = [
         threading.Thread(target=suite.host_main, args=(h, n), name=f"host-{h.name}") for n, h in enumerate(hosts)
     ]
@@ -130,9 +138,6 @@ def run_lanes(
             for t in threads:
                 t.join()
         raise
-    if suite.stopped is not None:
-        raise suite.stopped
-    return [results[key] for key in sorted(results)]
 
 
 class _Suite:
