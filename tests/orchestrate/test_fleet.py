@@ -14,7 +14,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.orchestrate.backends.docker.fleet import HostEntry, hosts_from_contexts, load_hosts
-from tests.helpers import tfparity
+from tests.helpers import docker, tfparity
 from tests.orchestrate.support import (
     QUICK,
     assert_no_suite_dir,
@@ -193,3 +193,30 @@ def test_an_engine_stopped_mid_suite_fails_its_runs_and_the_other_host_s_are_kep
     (never,) = [r for r in by_host[context] if r.run_id != second_run]
     assert never.error == f"host {context} lost: {cause}"  # never started there, nor anywhere else
     assert never.environment["docker_context"] == context
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_an_unreachable_host_fails_its_runs_with_the_reason_and_the_other_host_s_are_kept(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    dead = f"tfparity-test-dead-{os.getpid()}"
+    made = docker("context", "create", dead, "--docker", f"host=unix://{tmp_path}/no-engine.sock")
+    assert made.returncode == 0, made.stderr
+    results_dir = tmp_path / "results"
+    try:
+        proc = tfparity(
+            "run", "--backend", "docker", "--model", "baseline", "--seeds", "2", *QUICK,
+            "--docker-context", "default", "--docker-context", dead,
+            "--results-dir", str(results_dir), "--data-dir", str(data_dir), timeout=1800,
+        )  # fmt: skip
+    finally:
+        docker("context", "rm", "-f", dead)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # runs failed; the suite went on
+    results = assert_suite_dir_consistent(only_suite_dir(results_dir))
+    by_host = {r.environment["fleet_host"]: r for r in results.values()}
+    assert by_host["default"].status == "ok"
+    failed = by_host[dead]
+    assert failed.status == "failed" and failed.environment["docker_context"] == dead
+    assert failed.error is not None and failed.error.startswith(f"host {dead} is not usable: ")
+    assert f"Docker engine not reachable at context {dead!r}" in failed.error
