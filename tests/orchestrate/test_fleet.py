@@ -14,13 +14,16 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.orchestrate.backends.docker.fleet import HostEntry, hosts_from_contexts, load_hosts
+from harness.store.results import load_result
 from tests.helpers import docker, tfparity
 from tests.orchestrate.support import (
     QUICK,
     assert_no_suite_dir,
     assert_one_line_error,
     assert_suite_dir_consistent,
+    containers_of_run,
     only_suite_dir,
+    remove_containers_of,
     start_tfparity,
     stderr_of,
     wait_for,
@@ -220,3 +223,41 @@ def test_an_unreachable_host_fails_its_runs_with_the_reason_and_the_other_host_s
     assert failed.status == "failed" and failed.environment["docker_context"] == dead
     assert failed.error is not None and failed.error.startswith(f"host {dead} is not usable: ")
     assert f"Docker engine not reachable at context {dead!r}" in failed.error
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_ctrl_c_under_a_fleet_suite_stops_the_remote_container_and_removes_its_volume(
+    cpu_backend: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    # The local engine through its context is a fleet host like any other: volumes, docker cp.
+    def results_volumes() -> set[str]:
+        return set(docker("volume", "ls", "-q", "--filter", "label=org.tfparity.volume=results").stdout.split())
+
+    before = results_volumes()
+    results_dir = tmp_path / "results"
+    proc = start_tfparity(
+        "run", "--backend", "docker", "--model", "baseline", "--epochs", "2000", "--max-train-samples", "640",
+        "--docker-context", "default", "--results-dir", str(results_dir), "--data-dir", str(data_dir),
+        log_dir=tmp_path,
+    )  # fmt: skip
+    run_ids: list[str] = []
+    try:
+        suite = wait_for(lambda: next(iter(results_dir.glob("run-*")), None), 900, "the suite directory", proc)
+        wait_for(lambda: list((suite / "specs").glob("*.json")), 900, "the spec", proc)
+        run_ids = [p.stem for p in (suite / "specs").glob("*.json")]
+        wait_for(lambda: ": epoch 1/2000" in stderr_of(tmp_path), 900, "the first epoch", proc)
+        proc.send_signal(signal.SIGINT)
+        returncode = proc.wait(timeout=300)
+        left = {r: containers_of_run(r) for r in run_ids}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        remove_containers_of(*run_ids)
+    assert returncode == 128 + signal.SIGINT, stderr_of(tmp_path)[-3000:]
+    (run_id,) = run_ids
+    result = load_result(suite / f"{run_id}.json")
+    assert result.status == "interrupted" and result.environment["docker_context"] == "default"
+    assert left == {run_id: []}
+    assert results_volumes() - before == set()
