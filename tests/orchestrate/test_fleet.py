@@ -261,3 +261,28 @@ def test_ctrl_c_under_a_fleet_suite_stops_the_remote_container_and_removes_its_v
     assert result.status == "interrupted" and result.environment["docker_context"] == "default"
     assert left == {run_id: []}
     assert results_volumes() - before == set()
+
+
+@pytest.mark.docker
+def test_results_volumes_of_a_gone_harness_are_swept_and_a_live_one_s_kept(engine: None) -> None:
+    import dataclasses
+    import subprocess
+
+    from harness.orchestrate.backends.docker.owner import Owner
+    from harness.orchestrate.backends.docker.placement import LABEL_VOLUME, sweep_results_volumes
+
+    me = Owner.me()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that was real and is gone
+    dead = dataclasses.replace(me, pid=gone.pid)
+    names = {"dead": f"tfparity-test-sweep-dead-{os.getpid()}", "live": f"tfparity-test-sweep-live-{os.getpid()}"}
+    try:
+        for who, owner in (("dead", dead), ("live", me)):
+            labels = [f"--label={k}={v}" for k, v in {LABEL_VOLUME: "results", **owner.labels()}.items()]
+            assert docker("volume", "create", *labels, names[who]).returncode == 0
+        removed = sweep_results_volumes(me)
+        assert names["dead"] in removed and names["live"] not in removed
+        assert docker("volume", "inspect", names["dead"]).returncode != 0
+        assert docker("volume", "inspect", names["live"]).returncode == 0
+    finally:
+        docker("volume", "rm", "-f", *names.values())

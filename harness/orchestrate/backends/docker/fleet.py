@@ -118,6 +118,7 @@ def prepare_host(backend: DockerBackend, specs: list[RunSpec]) -> tuple[dict[str
         check_engine()
         check_compose()
         compose.sweep_stale_containers()
+        placement.sweep_results_volumes()  # after the containers: a dead harness's volume is free now
     # The image is built (or checked) on the local engine and shipped: the same id everywhere.
     info = ensure_image(backend.device, tag=backend.image, base_image=backend.base_image, notify=backend.notify)
     local_cmd = [str(c) for c in client().client_config.docker_cmd]

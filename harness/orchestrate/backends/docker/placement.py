@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.errors import BackendError
 from harness.orchestrate.backends.docker.engine import call, client, last_error_line
+from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.settings import CONTAINER_DATA, CONTAINER_RESULTS, CONTAINER_UID, SERVICES
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,8 @@ def data_volume(image_id: str, data_dir: Path, files: list[str]) -> str:
 def results_volume(image_id: str, project: str, spec_path: Path) -> str:
     """The run's own results volume, seeded with its spec and writable by the container's user."""
     name = f"{project}-results"
-    call("volume create", client().volume.create, name, labels={LABEL_VOLUME: "results"})
+    labels = {LABEL_VOLUME: "results", **Owner.me().labels()}
+    call("volume create", client().volume.create, name, labels=labels)
     specs = Path(tempfile.mkdtemp(prefix="tfparity-spec-"))
     try:
         (specs / "specs").mkdir()
@@ -157,6 +159,27 @@ def copy_result(dc: Any, container: str, container_path: str, out_path: Path) ->
         part.unlink(missing_ok=True)
         return
     os.replace(part, out_path)
+
+
+def sweep_results_volumes(me: Owner | None = None) -> list[str]:
+    """Remove the results volumes of harnesses that are gone (``kill -9`` mid-run); returns their names.
+
+    The containers' rule (:func:`.compose.sweep_stale_containers`): an owner visible from here that
+    is no longer alive. A volume still mounted by a container is refused by the engine and kept.
+    """
+    me = me or Owner.me()
+    removed = []
+    for volume in call("volume list", client().volume.list, filters=[("label", f"{LABEL_VOLUME}=results")]):
+        owner = Owner.from_labels(dict(volume.labels or {}))
+        if owner is None or not owner.visible_from(me) or owner.is_alive():
+            continue
+        try:
+            client().volume.remove(volume.name)
+            removed.append(volume.name)
+            log.warning("removed results volume %s: the tfparity process that made it is gone", volume.name)
+        except Exception as exc:
+            log.debug("could not remove volume %s: %s", volume.name, last_error_line(exc))
+    return removed
 
 
 def remove_volume(name: str) -> None:
