@@ -10,7 +10,7 @@ BENCH_DATASET ?= mnist-5k
 SEEDS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install bench bench-fast perf scaling scaling-workers test test-fast lint clean-results
+.PHONY: help install bench bench-fast perf perf-parallel scaling scaling-workers test test-fast lint clean-results
 
 help:
 	@echo "make bench        quick local seed suite (3 models, mnist-5k, 10 epochs, 1 seed): summary + result JSONs"
@@ -18,6 +18,7 @@ help:
 	@echo "make perf         performance benchmark of the harness (benchmarks/perf.py)"
 	@echo "make scaling      replicas on this host: scaling table and x2 vs x1 agreement (benchmarks/scaling.py)"
 	@echo "make scaling-workers  2 worker containers vs 1 (docker): throughput, wall time, w2 vs w1 (benchmarks/workers.py)"
+	@echo "make perf-parallel suite wall time serial vs --parallel 2 (docker; benchmarks/parallel.py)"
 	@echo "make bench-cpu    the seed suite in the CPU container (DATASET=mnist by default)"
 	@echo "make bench-gpu    the GPU check, then the seed suite in the CUDA container (NVIDIA Container Toolkit)"
 	@echo "make gpu-check    GPU owners: every GPU path for one short epoch vs the CPU path, one verdict"
@@ -49,6 +50,9 @@ scaling: install
 
 scaling-workers: install
 	$(PY) benchmarks/workers.py --out $(RESULTS_DIR)/scaling-workers
+
+perf-parallel: install
+	$(PY) benchmarks/parallel.py --out $(RESULTS_DIR)/parallel
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -36,6 +36,7 @@ COMMANDS = {
     "report": "report",
     "history": "history",
     "docker": "docker",
+    "fleet": "fleet",
 }
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cli import benchmarks
+from harness.cli import benchmarks, scale
 from harness.cli.run_args import DEFAULT_RESULTS_DIR, add_arguments
 from harness.errors import ConfigError, RunInterrupted, SuiteStoppedError
 from harness.spec.presets import apply_preset
@@ -31,6 +31,9 @@ RESUME_FLAGS = {
     "timeout": "--timeout",
     "rebuild": "--rebuild",
     "memory_limit": "--memory-limit",
+    "parallel": "--parallel",
+    "docker_context": "--docker-context",
+    "hosts": "--hosts",
 }
 DESCRIPTION = "Run one benchmark or a suite; each run in its own process or container, one result JSON per run."
 
@@ -243,7 +246,7 @@ def _new_suite(args: argparse.Namespace, specs: list[RunSpec], suite_name: str, 
 
 def run(args: argparse.Namespace) -> int:
     from harness.cli.progress import ProgressPrinter
-    from harness.orchestrate import runner
+    from harness.orchestrate import lanes, runner
     from harness.render.text import run_summary
     from harness.store.protocol import signal_name
 
@@ -260,22 +263,21 @@ def run(args: argparse.Namespace) -> int:
         args.backend = args.backend or "local"
         args.results_dir = args.results_dir or DEFAULT_RESULTS_DIR
         specs, suite_name, entries = plan_runs(args)
+    scale.check(args)
     fingerprints = check_plan(specs, entries, args.data_dir, out_dir if args.resume else None, meta)
     backend = make_backend(args, specs[0].path.device)
     backend.prepare(specs)
+    hosts = scale.hosts(args, backend) if scale.wanted(args) else None
     if not args.resume:
         recorded = {"benchmarks": benchmarks.definitions(entries), "datasets": fingerprints}
         out_dir = _new_suite(args, specs, suite_name, recorded)
     print(f"tfparity: {len(specs)} run(s) -> {out_dir}", file=sys.stderr)
+    options: dict[str, Any] = {"on_event": ProgressPrinter(), "timeout_s": args.timeout}
     try:
-        results = runner.run_specs(
-            specs,
-            backend,
-            out_dir,
-            on_event=ProgressPrinter(),
-            timeout_s=args.timeout,
-            retry_failed=args.retry_failed,
-        )
+        if hosts is not None:
+            results = lanes.run_lanes(specs, hosts, out_dir, retry_failed=args.retry_failed, **options)
+        else:
+            results = runner.run_specs(specs, backend, out_dir, retry_failed=args.retry_failed, **options)
     except RunInterrupted as exc:
         print(
             f"tfparity: interrupted by {signal_name(exc.signum)}; finished results are kept in {out_dir}; "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli import types
+from harness.cli import scale, types
 from harness.spec import names
 from harness.spec.presets import PRESETS
 
@@ -156,6 +156,7 @@ def _where(ex: Group) -> None:
     )
     # test-only: one of names.FAULTS, "slow:F" with a fraction (harness.spec.run_spec.parse_fault)
     ex.add_argument("--inject-fault", type=types.from_parser(_fault), help=argparse.SUPPRESS)
+    scale.add_arguments(ex)
 
 
 def _fault(text: str) -> str:

@@ -92,6 +92,10 @@ def host_environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        # The CPUs this process may run on (a container's cpuset): TF sizes its thread pools from it.
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "fleet_host": os.environ.get("TFPARITY_FLEET_HOST") or None,
+        "docker_context": os.environ.get("TFPARITY_DOCKER_CONTEXT") or None,
         "hostname": socket.gethostname(),
         "git_commit": git_commit(),
         "env": allowed_env(),

@@ -22,6 +22,8 @@ COMPILED = ["--loop", "compiled"]
         (["--workers", "2", "--xla", "on", "--backend", "docker", *COMPILED], "xla=on cannot run with 2 replicas"),
         (["--workers", "3", "--backend", "docker", *COMPILED], "does not split evenly over 3 replicas"),
         (["--workers", "0"], "expected a positive integer, got '0'"),
+        (["--workers", "2", "--backend", "docker", *COMPILED, "--parallel", "2"], "--workers 2 runs on one engine"),
+        (["--workers", "2", "--backend", "docker", *COMPILED, "--docker-context", "x"], "drop --docker-context"),
     ],
 )
 def test_refused_worker_combinations_are_one_line_and_write_nothing(

@@ -226,3 +226,23 @@ def second_engine(engine: None) -> Iterator[SecondEngine]:
         yield second
     finally:
         second.purge()
+
+
+@pytest.fixture(scope="module")
+def fleet_engine(engine: None) -> Iterator[tuple[SecondEngine, str]]:
+    """A second engine reached through a Docker context of its own: (the engine, the context name).
+    Module-scoped: the image the harness ships there (2 GB, about a minute) serves every fleet test."""
+    if os.geteuid() != 0:
+        pytest.skip("a second Docker engine needs root")
+    if not shutil.which("dockerd"):
+        unavailable("dockerd is not on PATH (a second engine cannot be started)")
+    second = SecondEngine(Path(tempfile.mkdtemp(prefix="tfpf-", dir="/tmp")))
+    context = f"tfparity-test-fleet-{os.getpid()}"
+    try:
+        second.start()
+        made = docker("context", "create", context, "--docker", f"host={second.host}")
+        assert made.returncode == 0, made.stderr
+        yield second, context
+    finally:
+        docker("context", "rm", "-f", context)
+        second.purge()

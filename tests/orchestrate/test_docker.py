@@ -25,10 +25,10 @@ import pytest
 
 from harness.errors import BackendError, ConfigError, SuiteStoppedError
 from harness.orchestrate.backends import get_backend
-from harness.orchestrate.backends.docker.backend import parse_memory_limit
 from harness.orchestrate.backends.docker.compose import sweep_stale_containers
 from harness.orchestrate.backends.docker.engine import engine_timeout_s, explain_docker_error
 from harness.orchestrate.backends.docker.image import build_image, ensure_image, source_hash
+from harness.orchestrate.backends.docker.limits import parse_memory_limit
 from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.settings import (
     COMPOSE_FILE,

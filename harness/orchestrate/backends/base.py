@@ -102,6 +102,14 @@ class Backend(abc.ABC):
     """Runs specs in isolation; subclasses say how (:meth:`execute`)."""
 
     name: ClassVar[str]
+    # What a run hit by a failure of the machinery is recorded as: ``interrupted`` (the suite stops,
+    # a resume runs it again) or, for a fleet host, ``failed`` (only that host's runs end).
+    machinery_status: str = "interrupted"
+    stop_signum: int | None = None  # set by request_stop: another thread asks the run under way to end
+
+    def request_stop(self, signum: int) -> None:
+        """Ask the run under way to stop as on ``signum`` (lanes: the signal reached the main thread)."""
+        self.stop_signum = signum
 
     @abc.abstractmethod
     def prepare(self, specs: list[RunSpec]) -> None:
@@ -140,7 +148,9 @@ class Backend(abc.ABC):
         except MachineryFailure as exc:
             remove_partial_writes(run.out_path)
             # The worker may have written its result before the machinery failed: finish_run keeps it.
-            finish_run(run, out_dir, started_utc, reason=exc.cause, status="interrupted")
+            finish_run(run, out_dir, started_utc, reason=exc.cause, status=self.machinery_status)
+            if self.machinery_status == "failed":  # a fleet host: its lane ends the host, not the suite
+                raise
             raise suite_stopped(f"{exc.cause} during run {spec.run_id}", exc.remedy, out_dir) from None
         finally:
             remove_partial_writes(run.out_path)

@@ -19,9 +19,9 @@ killed or stuck leaves no container running, and the next start removes what a d
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
@@ -30,31 +30,32 @@ from pathlib import Path
 from typing import Any
 
 from harness import data
-from harness.errors import BackendError, ConfigError, RunInterrupted
+from harness.errors import ConfigError, RunInterrupted
 from harness.orchestrate.backends.base import Backend, Execution, MachineryFailure, ProgressFn
-from harness.orchestrate.backends.docker import compose, plugins
+from harness.orchestrate.backends.docker import compose, placement, plugins
 from harness.orchestrate.backends.docker.build import Notify
 from harness.orchestrate.backends.docker.engine import (
     DockerCallError,
     call,
     check_compose,
     check_engine,
-    engine_address,
-    engine_answers,
-    image_exists,
+    engine_context,
 )
 from harness.orchestrate.backends.docker.gpu import check_toolkit, device_override, parse_gpu_ids
 from harness.orchestrate.backends.docker.heartbeat import Heartbeat
 from harness.orchestrate.backends.docker.image import ensure_image
+from harness.orchestrate.backends.docker.limits import parse_memory_limit
+from harness.orchestrate.backends.docker.outcome import EngineGone, machinery_failure
+from harness.orchestrate.backends.docker.outcome import outcome as container_outcome
 from harness.orchestrate.backends.docker.owner import Owner
 from harness.orchestrate.backends.docker.ownership import arrange_ownership, check_data_readable, nothing
 from harness.orchestrate.backends.docker.settings import (
     CONTAINER_DATA,
     CONTAINER_RESULTS,
+    CONTAINER_UID,
     DEFAULT_BASE_IMAGES,
     DEFAULT_GPU_IDS,
     DEFAULT_IMAGES,
-    HEALTH_TIMEOUT_S,
     LABEL_BASE_IMAGE,
     LABEL_RUN_ID,
     LABEL_SUITE,
@@ -73,8 +74,6 @@ from harness.store.protocol import (
     DEADLINE_GRACE_S,
     HEARTBEAT_STALE_S,
     ExitCode,
-    describe_exit,
-    last_worker_error,
     worker_args,
 )
 from harness.store.results import RunResult
@@ -82,31 +81,6 @@ from harness.store.results import RunResult
 log = logging.getLogger(__name__)
 
 LOG_POLL_S = 0.5  # how often the main thread looks at the container while its log streams
-
-
-def parse_memory_limit(value: str | int | None) -> str | None:
-    """``512m``, ``2g``, ``1073741824`` -> docker's form (bytes); ``None`` = no limit. Quotes a bad value."""
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([bkmg]?)", text)
-    if not match:
-        raise ConfigError(f"memory limit must be a size like 512m or 2g, got {value!r}")
-    number, unit = match.groups()
-    size_b = float(number) * {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
-    if size_b < 6 * 1024**2:  # docker's own minimum
-        raise ConfigError(f"memory limit must be at least 6m (docker's minimum), got {value!r}")
-    return str(int(size_b))
-
-
-def human_bytes(value: str | None) -> str:
-    if not value:
-        return "none"
-    n = int(value)
-    for unit, size in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
-        if n >= size and n % size == 0:
-            return f"{n // size}{unit}"
-    return f"{n} bytes"
 
 
 class DockerBackend(Backend):
@@ -126,6 +100,8 @@ class DockerBackend(Backend):
         gpus: str | None = None,
         notify: Notify | None = None,
         heartbeat_stale_s: float = HEARTBEAT_STALE_S,
+        context: str | None = None,
+        host: str | None = None,
     ) -> None:
         if device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
@@ -144,13 +120,37 @@ class DockerBackend(Backend):
         self.notify = notify  # user-facing progress (the image build); None: the log
         self.heartbeat_stale_s = heartbeat_stale_s
         self.owner = Owner.me()
+        self.cpuset: str | None = None  # set per lane by pinned()
+        # A fleet host: its engine through a Docker context, volumes instead of bind mounts, and a
+        # failure of its machinery fails its runs instead of stopping the suite.
+        self.context, self.host = context, host or context
+        self.machinery_status = "failed" if context is not None else "interrupted"
+        self._data_volume = ""
         self._image_info: dict[str, Any] | None = None
         self._prepared = False
 
     # -- prepare --
 
+    def pinned(self, *, cpuset: str | None = None, gpu: str | None = None) -> DockerBackend:
+        """A lane of this (prepared) backend whose runs use only ``cpuset`` or the one GPU ``gpu``."""
+        lane = copy.copy(self)
+        lane.stop_signum = None
+        lane.cpuset = cpuset if cpuset is not None else self.cpuset
+        lane.gpu_ids = (gpu,) if gpu is not None else self.gpu_ids
+        return lane
+
+    def adopt(self, other: DockerBackend) -> None:
+        """Take what ``other`` (this lane's prepared original) found: image, data volume."""
+        self._image_info, self._data_volume, self._prepared = other._image_info, other._data_volume, other._prepared
+
     def prepare(self, specs: list[RunSpec]) -> None:
         """Engine reachable, compose present, GPU runtime (for gpu), image built, data prepared."""
+        if self.context is not None:
+            from harness.orchestrate.backends.docker.fleet import prepare_host
+
+            self._image_info, self._data_volume = prepare_host(self, specs)
+            self._prepared = True
+            return
         wrong = sorted({s.path.device for s in specs} - {self.device})
         if wrong:
             raise ConfigError(
@@ -183,6 +183,7 @@ class DockerBackend(Backend):
         info = self._image_info or {}
         base = (info.get("labels") or {}).get(LABEL_BASE_IMAGE) or self.base_image
         env = {"backend": "docker", "container_image": self.image, "image_id": info.get("id"), "base_image": base}
+        env.update(fleet_host=self.host, docker_context=self.context, cpuset=self.cpuset)
         return {**env, "gpu_device_ids": list(self.gpu_ids)} if self.device == "gpu" else env
 
     def log_prefix(self, spec: RunSpec) -> str:
@@ -199,6 +200,10 @@ class DockerBackend(Backend):
         return super().run(spec, out_dir, progress=progress, timeout_s=timeout_s)
 
     def execute(self, run: Execution, timeout_s: float | None) -> None:
+        with engine_context(self.context):
+            self._execute(run, timeout_s)
+
+    def _execute(self, run: Execution, timeout_s: float | None) -> None:
         run.environment = self.environment()
         out_dir = run.out_path.parent
         project = compose.project_name(run.spec.run_id)
@@ -211,8 +216,7 @@ class DockerBackend(Backend):
         engine_gone = False
         group = Group.plan(project, run, self.log_prefix(run.spec)) if run.spec.path.workers > 1 else None
         try:
-            user, restore = arrange_ownership(out_dir, run.spec_path)
-            overrides = [device_override(Path(tmp.name), self.gpu_ids)] if self.device == "gpu" else []
+            user, restore, overrides = self._mounts(Path(tmp.name), out_dir, run, project)
             env_file = self._env_file(Path(tmp.name), out_dir, user)
             dc = compose.compose_client(project, env_file, overrides)
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +224,8 @@ class DockerBackend(Backend):
             if group is None:
                 self.start_container(dc, project, run, self._command(run, container_result, timeout_s))
                 run.returncode, run.reason = self._follow(dc, project, run, timeout_s, beat)
+                if self.context is not None:
+                    placement.copy_result(dc, project, container_result, run.out_path)
             else:
                 member_dc = compose.compose_client(
                     project, env_file, [*overrides, member_override(Path(tmp.name), SERVICES[self.device], project)]
@@ -245,6 +251,8 @@ class DockerBackend(Backend):
                         group.finish(dc, out_dir)
                     if dc is not None and not engine_gone:
                         compose.cleanup_project(dc, project)
+                        if self.context is not None:
+                            placement.remove_volume(f"{project}-results")
                     beat.remove()
                     restore()
                     tmp.cleanup()
@@ -262,13 +270,26 @@ class DockerBackend(Backend):
         if run.reason is None:
             run.returncode, run.reason = self.outcome(group.chief.state or {}, run)
 
+    def _mounts(self, tmp: Path, out_dir: Path, run: Execution, project: str) -> tuple[str, Any, list[Path]]:
+        """(container user, what restores the results directory, compose overrides) for this run."""
+        overrides = [device_override(tmp, self.gpu_ids)] if self.device == "gpu" else []
+        if self.cpuset is not None:
+            overrides.append(placement.cpuset_override(tmp, self.device, self.cpuset))
+        if self.context is None:  # the local engine: bind mounts, as always
+            return (*arrange_ownership(out_dir, run.spec_path), overrides)
+        image_id = (self._image_info or {})["id"]
+        volume = placement.results_volume(image_id, project, run.spec_path)
+        overrides.append(placement.volume_override(tmp, self.device, volume, self._data_volume))
+        return f"{CONTAINER_UID}:{CONTAINER_UID}", nothing, overrides
+
     def _command(self, run: Execution, container_result: str, timeout_s: float | None) -> list[str]:
         """The worker's arguments in the container: its own deadline and the heartbeat it watches."""
         return worker_args(
             f"{CONTAINER_RESULTS}/specs/{run.spec_path.name}",
             container_result,
             CONTAINER_DATA,
-            heartbeat=heartbeat_path(Path(CONTAINER_RESULTS), run.spec).as_posix(),
+            # A fleet host's volume cannot be touched from here: its runs rely on their deadline.
+            heartbeat=None if self.context else heartbeat_path(Path(CONTAINER_RESULTS), run.spec).as_posix(),
             heartbeat_stale_s=self.heartbeat_stale_s,
             deadline_s=timeout_s + DEADLINE_GRACE_S if timeout_s else None,
         )
@@ -316,6 +337,8 @@ class DockerBackend(Backend):
                 "TFPARITY_USER": user,
                 "TFPARITY_MEMORY_LIMIT": self.memory_limit or "0",
                 "TFPARITY_GPUS": ",".join(self.gpu_ids) if self.device == "gpu" else "",
+                "TFPARITY_FLEET_HOST": self.host or "",
+                "TFPARITY_DOCKER_CONTEXT": self.context or "",
             },
         )
 
@@ -332,7 +355,9 @@ class DockerBackend(Backend):
         reader.start()
         deadline = time.monotonic() + timeout_s if timeout_s else None
         while True:
-            beat.renew()  # from this (main) thread: a stuck harness stops renewing, its worker stops
+            beat.renew()  # from this thread: a stuck harness stops renewing, its worker stops
+            if self.stop_signum is not None:  # a lane: the signal reached the main thread
+                raise RunInterrupted(self.stop_signum)
             # join() in short slices: a signal handler can raise in this (main) thread meanwhile.
             reader.join(timeout=LOG_POLL_S)
             state = None
@@ -350,44 +375,12 @@ class DockerBackend(Backend):
         return self.outcome(state, run)
 
     def outcome(self, state: dict[str, Any], run: Execution) -> tuple[int | None, str | None]:
-        """The exit code and, when the code alone says too little, the reason.
-
-        Raises :class:`MachineryFailure` when the container ended for a reason outside the benchmark.
-        """
-        code = state.get("exit_code")
-        if state.get("oom_killed"):
-            limit = f" (memory limit {human_bytes(self.memory_limit)})" if self.memory_limit else ""
-            return code, f"container killed by the out-of-memory killer{limit} (exit {code})"
-        if run.out_path.exists() or code not in (ExitCode.KILLED, ExitCode.TERMINATED, ExitCode.ABANDONED):
-            return code, None
-        if code == ExitCode.ABANDONED:  # we were silent for longer than it waits: suspended or stuck
-            says = last_worker_error(run.tail.lines) or describe_exit(code)
-            raise self.diagnose(f"its worker stopped itself: {says}")
-        # Neither signal comes from the benchmark: SIGTERM never comes from the kernel, and the
-        # kernel's out-of-memory kills are recorded (oom_killed above). Someone stopped or removed
-        # the container (docker stop/kill/rm -f), or the engine did on its way down.
-        name = "SIGTERM" if code == ExitCode.TERMINATED else "SIGKILL without an out-of-memory record"
-        raise self.diagnose(f"its container was stopped from outside (exit {code}: {name})")
+        """The exit code and, when the code alone says too little, the reason (see :func:`.outcome.outcome`)."""
+        return container_outcome(state, run, self.memory_limit, self.diagnose)
 
     def diagnose(self, what: str) -> MachineryFailure:
         """Name the failure of the machinery behind ``what``: engine gone, image gone, or ``what`` itself."""
-        if not engine_answers(HEALTH_TIMEOUT_S):  # what was seen is only a consequence
-            return EngineGone(f"the Docker engine at {engine_address()} stopped answering", START)
-        image_id = (self._image_info or {}).get("id")
-        try:
-            present = not image_id or image_exists(image_id)
-        except BackendError:
-            present = True  # cannot tell: say what was seen
-        if not present:
-            return MachineryFailure(f"image {self.image} ({str(image_id)[:19]}) is no longer in the engine; {what}")
-        return MachineryFailure(what)
-
-
-class EngineGone(MachineryFailure):
-    """The engine stopped answering: nothing can be cleaned up there until it is back."""
-
-
-START = "start the engine"
+        return machinery_failure(what, self.image, (self._image_info or {}).get("id"))
 
 
 def _rewrite_paths(run: Execution, container_result: str) -> None:

@@ -13,7 +13,9 @@ import math
 import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from harness.errors import BackendError, ConfigError
@@ -40,7 +42,24 @@ def whales() -> Any:
     return python_on_whales
 
 
+# The Docker context (a fleet host) every call of this thread goes to; None: the default engine
+# (DOCKER_HOST or the local socket). A context variable: each lane thread talks to its own host.
+ENGINE_CONTEXT: ContextVar[str | None] = ContextVar("tfparity_docker_context", default=None)
+
+
+@contextmanager
+def engine_context(name: str | None) -> Iterator[None]:
+    """Within the block, :func:`client` (and so every check and call) talks to context ``name``."""
+    token = ENGINE_CONTEXT.set(name)
+    try:
+        yield
+    finally:
+        ENGINE_CONTEXT.reset(token)
+
+
 def engine_address() -> str:
+    if (context := ENGINE_CONTEXT.get()) is not None:
+        return f"context {context!r}"
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
@@ -135,6 +154,9 @@ def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def client(**config: Any) -> Any:
     """A python-on-whales DockerClient (compose file and project settings go in ``config``)."""
+    context = ENGINE_CONTEXT.get()
+    if context is not None:
+        config.setdefault("context", context)
     return whales().DockerClient(**config)
 
 

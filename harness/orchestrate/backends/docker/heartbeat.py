@@ -1,4 +1,4 @@
-"""The heartbeat file a run container's worker watches (renewed by the harness while it follows the run)."""
+"""The heartbeat file whose age tells a run container's worker that its harness is still alive."""
 
 from __future__ import annotations
 
