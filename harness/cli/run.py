@@ -110,7 +110,7 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], str, dict[str, b
         raise ConfigError(f"--workers {max(workers)} runs each worker in its own container: use --backend docker")
     specs = suite.expand(base, seeds, datasets, replicas, workers, sources=benchmarks.sources(entries), files=files)
     explicit = {flag for flag in EXPERIMENT_FLAGS if getattr(args, flag) is not None}
-    return with_repeats(benchmarks.with_defaults(specs, entries, explicit), args.repeats), suite.name, entries
+    return with_repeats(benchmarks.with_defaults(specs, entries, explicit), args.repeats or 1), suite.name, entries
 
 
 def with_repeats(specs: list[RunSpec], repeats: int) -> list[RunSpec]:
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
 
     meta: dict[str, Any] = {}
     if args.resume:
-        if args.repeats != 1:
+        if args.repeats is not None:
             raise ConfigError("--resume takes the plan (repeats included) from the suite directory; drop --repeats")
         specs, out_dir, meta = _resume_plan(args)
         entries = benchmarks.entries_for(specs)

@@ -84,10 +84,9 @@ def _hyperparameters(hp: Group) -> None:
     hp.add_argument(
         "--repeats",
         type=types.positive_int,
-        default=1,
         metavar="R",
         help="run every spec R times, each in a fresh process, interleaved (all specs, then all again, ...); "
-        "with R >= 2 the suite's A/A spread is written to noise.json (the noise floor compare uses)",
+        "with R >= 2 the suite's A/A spread is written to noise.json (the noise floor compare uses); default 1",
     )
 
 
