@@ -11,6 +11,7 @@ host RSS is then mostly the CUDA context).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis import per_run
@@ -97,74 +98,85 @@ def check_speed(
     return Check("speed", Verdict.PASS, subject, f"{numbers}: {'faster' if faster else 'slower'}", details)
 
 
-def check_memory(subject: str, g: list[Run], r: list[Run], floors: NoiseFloors | None = None) -> Check | None:
-    """Peak RSS (and TF allocator peak) of group ``g`` against ``r``, over runs (Welch t on ln values)."""
-    if not per_run.values([x.result for x in g], "peak_rss") or not per_run.values([x.result for x in r], "peak_rss"):
+@dataclass(frozen=True)
+class _Memory:
+    """One memory figure compared over runs: its check's name, per-run metric and words."""
+
+    check: str  # the Check's name
+    metric: str  # the per-run metric (harness.analysis.per_run)
+    label: str  # how the summary names it
+    key: str  # details: f"{key}_ratio", f"{key}_mb_a", f"{key}_mb_b"
+    more: str
+    less: str
+
+
+RSS = _Memory("memory", "peak_rss", "peak RSS", "peak_rss", "more memory", "less memory")
+GPU_MEMORY = _Memory(
+    "gpu-memory", "gpu_peak_mem", "TF GPU allocator peak", "gpu_peak", "more GPU memory", "less GPU memory"
+)
+
+
+def _memory_shift(
+    m: _Memory, g: list[Run], r: list[Run], floors: NoiseFloors | None
+) -> tuple[Shift, dict[str, Any], str] | None:
+    """The decision over runs (Welch t on ln values), its details and the summary's numbers; None unless
+    both groups measured the figure."""
+    a, b = per_run.values([x.result for x in g], m.metric), per_run.values([x.result for x in r], m.metric)
+    if not a or not b:
         return None
     n_min = MEMORY_XLA_N_MIN if any(x.spec.path.xla for x in g + r) else MEMORY.n_min
-    rss = _decide("peak_rss", g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
-    tf = _decide("tf_peak", g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
-    low, high = rss.ci_ratio
+    shift = _decide(m.metric, g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
+    low, high = shift.ci_ratio
     details: dict[str, Any] = {
-        "decision": rss.outcome.value,
-        "peak_rss_ratio": rss.ratio,
+        "decision": shift.outcome.value,
+        f"{m.key}_ratio": shift.ratio,
         "ci_low": low,
         "ci_high": high,
-        "p_value": rss.p_value,
-        "changed": rss.outcome in (Outcome.HIGHER, Outcome.LOWER),
-        "peak_rss_mb_a": per_run.values([x.result for x in g], "peak_rss"),
-        "peak_rss_mb_b": per_run.values([x.result for x in r], "peak_rss"),
-        "tf_peak_mb_a": per_run.values([x.result for x in g], "tf_peak"),
-        "tf_peak_mb_b": per_run.values([x.result for x in r], "tf_peak"),
-        "shift": rss.to_dict(),
-        "tf_peak_shift": tf.to_dict() if tf.n else None,
+        "p_value": shift.p_value,
+        "changed": shift.outcome in (Outcome.HIGHER, Outcome.LOWER),
+        f"{m.key}_mb_a": a,
+        f"{m.key}_mb_b": b,
+        "shift": shift.to_dict(),
     }
-    words = {
-        Outcome.HIGHER: "more memory",
-        Outcome.LOWER: "less memory",
-        Outcome.NO_CHANGE: "no change beyond the noise floor",
-    }
-    text = f"peak RSS ×{rss.ratio:.3f} ({ci_text(rss)}), {p_text(rss)}, {rss.n_a} vs {rss.n_b} runs"
+    text = f"{m.label} ×{shift.ratio:.3f} ({ci_text(shift)}), {p_text(shift)}, {shift.n_a} vs {shift.n_b} runs"
+    return shift, details, text
+
+
+def _memory_check(m: _Memory, subject: str, shift: Shift, details: dict[str, Any], text: str) -> Check:
+    if shift.outcome is Outcome.INCONCLUSIVE:
+        names = subject.split(": ", 1)[-1].split(" vs ")
+        more = more_runs_text(shift, names[0], names[-1])
+        return Check(m.check, Verdict.WARN, subject, f"INCONCLUSIVE: {text}: {more} ({noise_text(shift)})", details)
+    words = {Outcome.HIGHER: m.more, Outcome.LOWER: m.less}
+    return Check(
+        m.check,
+        Verdict.PASS,
+        subject,
+        f"{text}: {words.get(shift.outcome, 'no change beyond the noise floor')}",
+        details,
+    )
+
+
+def check_memory(subject: str, g: list[Run], r: list[Run], floors: NoiseFloors | None = None) -> Check | None:
+    """Peak RSS (and TF allocator peak) of group ``g`` against ``r``, over runs (Welch t on ln values)."""
+    found = _memory_shift(RSS, g, r, floors)
+    if found is None:
+        return None
+    rss, details, text = found
+    n_min = MEMORY_XLA_N_MIN if any(x.spec.path.xla for x in g + r) else MEMORY.n_min
+    tf = _decide("tf_peak", g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
+    details.update(
+        tf_peak_mb_a=per_run.values([x.result for x in g], "tf_peak"),
+        tf_peak_mb_b=per_run.values([x.result for x in r], "tf_peak"),
+        tf_peak_shift=tf.to_dict() if tf.n else None,
+    )
     if tf.n and tf.ratio is not None:
         text += f"; TF allocator peak ×{tf.ratio:.3f} ({tf.outcome.value})"
-    if rss.outcome is Outcome.INCONCLUSIVE:
-        names = subject.split(": ", 1)[-1].split(" vs ")
-        more = more_runs_text(rss, names[0], names[-1])
-        return Check("memory", Verdict.WARN, subject, f"INCONCLUSIVE: {text}: {more} ({noise_text(rss)})", details)
-    return Check("memory", Verdict.PASS, subject, f"{text}: {words[rss.outcome]}", details)
+    return _memory_check(RSS, subject, rss, details, text)
 
 
 def check_gpu_memory(subject: str, g: list[Run], r: list[Run], floors: NoiseFloors | None = None) -> Check | None:
     """TF's GPU allocator peak (summed over the run's GPUs) of ``g`` against ``r``, decided like peak
-    RSS (Welch t on ln values over runs); None unless both groups measured it (ran on GPUs)."""
-    if not per_run.values([x.result for x in g], "gpu_peak_mem") or not per_run.values(
-        [x.result for x in r], "gpu_peak_mem"
-    ):
-        return None
-    n_min = MEMORY_XLA_N_MIN if any(x.spec.path.xla for x in g + r) else MEMORY.n_min
-    gpu = _decide("gpu_peak_mem", g, r, floors, rule=MEMORY, worse=None, n_min=n_min)
-    low, high = gpu.ci_ratio
-    details: dict[str, Any] = {
-        "decision": gpu.outcome.value,
-        "gpu_peak_ratio": gpu.ratio,
-        "ci_low": low,
-        "ci_high": high,
-        "p_value": gpu.p_value,
-        "changed": gpu.outcome in (Outcome.HIGHER, Outcome.LOWER),
-        "gpu_peak_mb_a": per_run.values([x.result for x in g], "gpu_peak_mem"),
-        "gpu_peak_mb_b": per_run.values([x.result for x in r], "gpu_peak_mem"),
-        "shift": gpu.to_dict(),
-    }
-    text = f"TF GPU allocator peak ×{gpu.ratio:.3f} ({ci_text(gpu)}), {p_text(gpu)}, {gpu.n_a} vs {gpu.n_b} runs"
-    if gpu.outcome is Outcome.INCONCLUSIVE:
-        names = subject.split(": ", 1)[-1].split(" vs ")
-        more = more_runs_text(gpu, names[0], names[-1])
-        return Check("gpu-memory", Verdict.WARN, subject, f"INCONCLUSIVE: {text}: {more} ({noise_text(gpu)})", details)
-    words = {Outcome.HIGHER: "more GPU memory", Outcome.LOWER: "less GPU memory"}
-    return Check(
-        "gpu-memory",
-        Verdict.PASS,
-        subject,
-        f"{text}: {words.get(gpu.outcome, 'no change beyond the noise floor')}",
-        details,
-    )
+    RSS; None unless both groups measured it (ran on GPUs)."""
+    found = _memory_shift(GPU_MEMORY, g, r, floors)
+    return None if found is None else _memory_check(GPU_MEMORY, subject, *found)
