@@ -131,7 +131,8 @@ def test_plugin_results_record_their_definition_and_compare_refuses_another(tmp_
 def test_resume_runs_what_is_missing_and_refuses_a_changed_plugin_or_dataset(tmp_path: Path) -> None:
     work = tmp_path / "work"
     path = plugin_file(work, fields="input_shape=(4, 4)")
-    npz = npz_file(work / "cells.npz")
+    # 200 rows: Keras's split leaves 160 / 40, one full batch of 32 in each part (the split rule).
+    npz = npz_file(work / "cells.npz", n_train=200)
     proc = tfparity("run", "--benchmark", f"{path}:TINY", "--dataset", f"npz:{npz}", "--seeds", "2", "--epochs", "1",
                     "--results-dir", str(tmp_path / "r"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -145,7 +146,7 @@ def test_resume_runs_what_is_missing_and_refuses_a_changed_plugin_or_dataset(tmp
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert first[0].read_bytes() == kept and first[1].is_file()
     first[1].unlink()
-    shutil.copy(npz_file(tmp_path / "other.npz", seed=9), npz)
+    shutil.copy(npz_file(tmp_path / "other.npz", n_train=200, seed=9), npz)
     proc = tfparity("run", "--resume", str(suite))
     assert proc.returncode == 2 and "dataset 'npz-cells' changed since suite" in proc.stderr
     path.write_text(path.read_text() + "\n# edited\n")
