@@ -1,6 +1,7 @@
 """Workers across containers with a real engine: a 2-worker run (two CPU containers sharing the chief's
-loopback-only network namespace) completes and agrees with the 1-worker run per compare; a killed
-worker fails the run with the reason; a harness killed with ``kill -9`` leaves containers the next
+loopback-only network namespace) completes and agrees with the 1-worker run per compare; a worker
+killed from outside stops the suite as the machinery's failure (as the chief would), and the resume runs
+it again; a harness killed with ``kill -9`` leaves containers the next
 start sweeps; Ctrl-C stops every container. Nothing is left behind (no container with the run's labels,
 no compose project). The group's decisions (names, the first failure as the cause) are tested without an engine.
 
@@ -88,12 +89,12 @@ def test_the_first_member_to_fail_is_the_cause_and_a_chief_that_failed_first_spe
     assert g.first_failure() is None
     ended(g.members[2], 0, 5)  # a member that finished cleanly is no failure
     assert g.first_failure() is None
-    ended(g.members[1], 137, 10)
+    ended(g.members[1], 134, 10)  # SIGABRT: the benchmark's own crash (a failed check in TF's C++)
     ended(g.chief, 1, 11)  # its collectives failed a second later: a consequence
     assert g.first_failure() is g.members[1]
     reason = g.member_failed(g.members[1])
-    assert reason.startswith("worker-1 (task worker 0, container tfparity-proj-worker-1) exited with code 137 ")
-    assert "(SIGKILL, not the out-of-memory killer)" in reason and reason.endswith("the other workers were stopped")
+    assert reason.startswith("worker-1 (task worker 0, container tfparity-proj-worker-1) exited with code 134 ")
+    assert "(SIGABRT, not the out-of-memory killer)" in reason and reason.endswith("the other workers were stopped")
     g = group(2)
     ended(g.chief, 1, 10)
     ended(g.members[1], 1, 12)
@@ -101,6 +102,37 @@ def test_the_first_member_to_fail_is_the_cause_and_a_chief_that_failed_first_spe
     g = group(2)
     ended(g.members[1], 137, 3, oom=True)
     assert "(killed by the out-of-memory killer)" in g.member_failed(g.members[1])
+
+
+class Machinery(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("code", "oom", "says"),
+    [
+        (
+            137,
+            False,
+            "its worker-1 container was stopped from outside (exit 137: SIGKILL without an out-of-memory record)",
+        ),
+        (143, False, "its worker-1 container was stopped from outside (exit 143: SIGTERM)"),
+        (4, False, "its worker-1 worker stopped itself: "),
+        (137, True, None),  # the out-of-memory killer: the benchmark's
+        (1, False, None),  # the benchmark's own failure
+        (134, False, None),  # SIGABRT comes from inside
+    ],
+)
+def test_a_member_stopped_from_outside_is_judged_as_the_chief_would_be(code: int, oom: bool, says: str | None) -> None:
+    """One rule for every member (:func:`not_the_benchmark`): a kill from outside is the machinery's."""
+    g = group(2)
+    ended(g.members[1], code, 3, oom=oom)
+    if says is None:
+        g._judge(g.members[1], Machinery)  # returns: member_failed names it as the run's failure
+        return
+    with pytest.raises(Machinery) as info:
+        g._judge(g.members[1], Machinery)
+    assert str(info.value).startswith(says), info.value
 
 
 def test_the_member_override_joins_the_chiefs_network_namespace(tmp_path: Path) -> None:
@@ -163,7 +195,7 @@ def test_two_workers_complete_in_one_namespace_and_agree_with_one_worker(
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_a_killed_worker_fails_the_run_with_the_reason_and_leaves_nothing(
+def test_a_worker_killed_from_outside_stops_the_suite_and_the_resume_runs_it_again(
     cpu_backend: Any, data_dir: Path, tmp_path: Path
 ) -> None:
     seed = 7302
@@ -176,24 +208,35 @@ def test_a_killed_worker_fails_the_run_with_the_reason_and_leaves_nothing(
     try:
         wait_for(lambda: f"{w2.run_id}: epoch 1/500" in stderr_of(tmp_path), 1200, "the first epoch", proc)
         (worker,) = labelled(w2.run_id, "worker-1")
-        assert docker("kill", worker).returncode == 0
-        assert proc.wait(timeout=600) == 1, stderr_of(tmp_path)[-3000:]  # the suite ran; a run failed
+        assert docker("kill", worker).returncode == 0  # a `docker kill` by hand: not the benchmark's failure
+        returncode = proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         remove_containers_of(w2.run_id)
-    found = assert_suite_dir_consistent(only_suite_dir(results))
-    result = found[w2.run_id]
-    assert result.status == "failed" and result.error is not None
-    assert "worker-1 (task worker 0, container" in result.error
-    assert "exited with code 137 (SIGKILL, not the out-of-memory killer)" in result.error
-    assert "the other workers were stopped" in result.error
+    err = stderr_of(tmp_path)
+    ours = [line for line in err.splitlines() if line.startswith("tfparity:") and "error" in line]
+    assert returncode == 3 and len(ours) == 1 and "Traceback" not in err, err[-3000:]
+    suite_dir = only_suite_dir(results)
+    assert ours[0].startswith(
+        "tfparity: error: its worker-1 container was stopped from outside (exit 137: SIGKILL without an out-of-memory "
+        f"record) during run {w2.run_id}"
+    ), ours[0]
+    assert ours[0].endswith(f"resume with: tfparity run --resume {suite_dir}"), ours[0]
+    result = assert_suite_dir_consistent(suite_dir)[w2.run_id]
+    assert result.status == "interrupted" and result.error is not None and "worker-1" in result.error
     members = {m.task: m for m in result.workers}
     assert (members["worker-1"].exit_code, members["worker-1"].outcome) == (137, "exited")
     assert members["chief"].outcome in ("stopped by the harness", "exited"), members["chief"]
     assert containers_of_run(w2.run_id) == []
-    assert load_result(only_suite_dir(results) / f"{w2.run_id}.json") == result
+    assert load_result(suite_dir / f"{w2.run_id}.json") == result
+    # The resume runs it again (bounded here by its own --timeout, which is the benchmark's failure).
+    resumed = tfparity("run", "--resume", str(suite_dir), "--timeout", "5", timeout=900)
+    assert resumed.returncode == 1, resumed.stderr[-3000:]
+    final = assert_suite_dir_consistent(suite_dir)[w2.run_id]
+    assert final.status == "failed" and final.error is not None and final.error.startswith("timed out after 5 s")
+    assert containers_of_run(w2.run_id) == []
 
 
 @pytest.mark.docker

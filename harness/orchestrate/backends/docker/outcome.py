@@ -3,7 +3,7 @@ failure of the machinery (engine gone, image gone, stopped from outside), named 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from harness.errors import BackendError
@@ -31,16 +31,29 @@ def outcome(
     if state.get("oom_killed"):
         limit = f" (memory limit {human_bytes(memory_limit)})" if memory_limit else ""
         return code, f"container killed by the out-of-memory killer{limit} (exit {code})"
-    if run.out_path.exists() or code not in (ExitCode.KILLED, ExitCode.TERMINATED, ExitCode.ABANDONED):
+    why = None if run.out_path.exists() else not_the_benchmark(state, run.tail.lines, "its")
+    if why is None:
         return code, None
+    raise diagnose(why)
+
+
+def not_the_benchmark(state: dict[str, Any], log_lines: Iterable[str], whose: str) -> str | None:
+    """Why a container that ended without its result ended for a reason outside the benchmark, or None
+    when its exit is the benchmark's own. ``whose`` names it in the sentence ("its", "its worker-1").
+
+    The chief of a multi-worker run and its other members are judged by this one rule.
+    """
+    code = state.get("exit_code")
+    if state.get("oom_killed") or code not in (ExitCode.KILLED, ExitCode.TERMINATED, ExitCode.ABANDONED):
+        return None
     if code == ExitCode.ABANDONED:  # we were silent for longer than it waits: suspended or stuck
-        says = last_worker_error(run.tail.lines) or describe_exit(code)
-        raise diagnose(f"its worker stopped itself: {says}")
+        says = last_worker_error(log_lines) or describe_exit(code)
+        return f"{whose} worker stopped itself: {says}"
     # Neither signal comes from the benchmark: SIGTERM never comes from the kernel, and the
-    # kernel's out-of-memory kills are recorded (oom_killed above). Someone stopped or removed
-    # the container (docker stop/kill/rm -f), or the engine did on its way down.
+    # kernel's out-of-memory kills are recorded (oom_killed). Someone stopped or removed the
+    # container (docker stop/kill/rm -f), or the engine did on its way down.
     name = "SIGTERM" if code == ExitCode.TERMINATED else "SIGKILL without an out-of-memory record"
-    raise diagnose(f"its container was stopped from outside (exit {code}: {name})")
+    return f"{whose} container was stopped from outside (exit {code}: {name})"
 
 
 def machinery_failure(what: str, image: str, image_id: str | None) -> MachineryFailure:

@@ -16,7 +16,10 @@ collectives would wait for it, or fail within 0-10 s: a reset connection at once
 coordination service's heartbeat later); once the harness has stopped a running chief, a result the chief
 still wrote (the failure its collectives saw) is not the run's: the harness's reason stands;
 the run's timeout kills all; a member still running when the chief has ended is stopped after
-:data:`AFTER_CHIEF_S`. A chief stopped from outside or vanished is the machinery's, as for one container.
+:data:`AFTER_CHIEF_S`. Any member, the chief or another, that vanished, was stopped from outside
+(SIGKILL without an out-of-memory record, SIGTERM) or stopped itself for a silent harness is the
+machinery's failure, as for one container (:func:`.outcome.not_the_benchmark`): the run is recorded
+``interrupted`` and a resume runs it again.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from harness.errors import ResultError
 from harness.orchestrate.backends.base import Execution, LogTail
 from harness.orchestrate.backends.docker import compose
+from harness.orchestrate.backends.docker.outcome import not_the_benchmark
 from harness.orchestrate.backends.docker.settings import CONTAINER_RESULTS, LABEL_TASK
 from harness.spec.cluster import Cluster, Task, loopback
 from harness.store.layout import SPECS_DIR, remove_partial_writes
@@ -115,20 +119,22 @@ class Group:
             box.reader.start()
 
     def follow(
-        self, dc: Any, timeout_s: float | None, renew: Callable[[], None], vanished: Callable[[str], Exception]
+        self, dc: Any, timeout_s: float | None, renew: Callable[[], None], machinery: Callable[[str], Exception]
     ) -> str | None:
         """Until the chief has ended and the members with it; returns why the run failed (None: the
-        chief's exit and result say it). Raises ``vanished(what)`` for a container removed from outside."""
+        chief's exit and result say it). Raises ``machinery(what)`` for a container removed or stopped
+        from outside: a member as the chief (:func:`.outcome.not_the_benchmark`)."""
         deadline = time.monotonic() + timeout_s if timeout_s else None
         chief_ended_at: float | None = None
         while True:
             renew()
             time.sleep(POLL_S)  # the main thread stays interruptible: a signal handler raises here
             for box in self.members:
-                self._check(dc, box, vanished)
+                self._check(dc, box, machinery)
             failed = self.first_failure()
             if failed is not None and not self.chief.ended:
                 self.stop_all(dc)
+                self._judge(failed, machinery)
                 return self.member_failed(failed)
             if self.chief.ended and chief_ended_at is None:
                 chief_ended_at = time.monotonic()
@@ -137,6 +143,7 @@ class Group:
                     return None
                 # A member failed before the chief did: the chief's failure is its consequence.
                 self.stopped_chief = True
+                self._judge(failed, machinery)
                 return self.member_failed(failed)
             if chief_ended_at is not None and time.monotonic() - chief_ended_at > AFTER_CHIEF_S:
                 self.stop_all(dc)
@@ -156,14 +163,21 @@ class Group:
         )
         return None if first is self.chief else first
 
-    def _check(self, dc: Any, box: Container, vanished: Callable[[str], Exception]) -> None:
+    def _check(self, dc: Any, box: Container, machinery: Callable[[str], Exception]) -> None:
         if box.ended or box.reader is None or box.reader.is_alive():
             return  # the log stream ends when the container does
         state = compose.container_state(dc, box.name)
         if state is None:
-            raise vanished(f"its {box.task.label} container vanished: removed from outside?")
+            raise machinery(f"its {box.task.label} container vanished: removed from outside?")
         if not state["running"]:
             box.state, box.outcome = state, "exited"
+
+    def _judge(self, box: Container, machinery: Callable[[str], Exception]) -> None:
+        """Raise ``machinery(why)`` when the member that failed first was stopped from outside (docker
+        kill/stop, an engine going down) or stopped itself for a silent harness: not the benchmark's failure."""
+        why = not_the_benchmark(box.state or {}, box.tail.lines, f"its {box.task.label}")
+        if why is not None:
+            raise machinery(why)
 
     def member_failed(self, box: Container) -> str:
         state = box.state or {}
