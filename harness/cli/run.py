@@ -34,7 +34,14 @@ RESUME_FLAGS = {
     "parallel": "--parallel",
     "docker_context": "--docker-context",
     "hosts": "--hosts",
+    "gpus": "--gpus",
 }
+# Where a suite's runs run, recorded in its manifest so that a plain `--resume DIR` (the command the
+# harness prints) runs the rest where the suite started: the same GPUs, memory limit, lanes or fleet,
+# never silently on this host's defaults. Given again with --resume, a flag replaces what was recorded;
+# the lanes (--parallel, --docker-context, --hosts) are replaced as one.
+PLACEMENT = ("gpus", "memory_limit", "parallel", "docker_context", "hosts")
+LANES = ("parallel", "docker_context", "hosts")
 DESCRIPTION = "Run one benchmark or a suite; each run in its own process or container, one result JSON per run."
 
 
@@ -195,7 +202,7 @@ def _given(value: object) -> bool:
     return value is not None and value is not False
 
 
-def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path, dict[str, Any]]:
+def resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path, dict[str, Any]]:
     from harness.store.layout import read_manifest
 
     _refuse_plan_flags(args)
@@ -210,7 +217,20 @@ def _resume_plan(args: argparse.Namespace) -> tuple[list[RunSpec], Path, dict[st
     args.backend = planned
     if args.data_dir is None:
         args.data_dir = meta.get("data_dir")
+    recorded = meta.get("placement") or {}  # absent: a suite started before placement was recorded
+    lanes_given = any(getattr(args, key) for key in LANES)
+    for key in PLACEMENT:
+        if getattr(args, key) is None and not (key in LANES and lanes_given) and recorded.get(key) is not None:
+            setattr(args, key, recorded[key])
     return specs, out_dir, meta
+
+
+def placement(args: argparse.Namespace) -> dict[str, Any]:
+    """The placement flags given to a new suite (see :data:`PLACEMENT`); a hosts file by absolute path."""
+    given = {key: getattr(args, key) for key in PLACEMENT if getattr(args, key) is not None}
+    if "hosts" in given:
+        given["hosts"] = str(Path(given["hosts"]).resolve())
+    return given
 
 
 def _check_data_unchanged(recorded: object, fingerprints: dict[str, str], out_dir: Path) -> None:
@@ -231,6 +251,8 @@ def _new_suite(args: argparse.Namespace, specs: list[RunSpec], suite_name: str, 
     out_dir = new_suite_dir(Path(args.results_dir), suite_name)
     try:
         meta = {"suite": suite_name, "backend": args.backend, "data_dir": args.data_dir, **meta}
+        if placement(args):
+            meta["placement"] = placement(args)
         write_manifest(out_dir, specs, meta)
     except BaseException as exc:
         # Without its manifest the directory is neither a suite nor resumable: leave nothing behind
@@ -254,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.repeats is not None:
             raise ConfigError("--resume takes the plan (repeats included) from the suite directory; drop --repeats")
-        specs, out_dir, meta = _resume_plan(args)
+        specs, out_dir, meta = resume_plan(args)
         entries = benchmarks.entries_for(specs)
         benchmarks.check_unchanged(meta.get("benchmarks"), entries, out_dir)
     else:

@@ -1,7 +1,8 @@
 """A fleet of Docker hosts: the hosts file validated at the edge, and suites over a real second engine
 reached through a Docker context (its own socket and data root, no bridge): the image shipped by id,
 data and results through named volumes and ``docker cp``, each result naming its host and context,
-and an engine stopped mid-suite failing only its own runs."""
+an engine stopped mid-suite failing only its own runs, and the plain resume running them again on the
+fleet (the manifest records it)."""
 
 from __future__ import annotations
 
@@ -157,7 +158,7 @@ def test_fleet_check_runs_the_same_probe_and_run_on_both_hosts_and_finds_them_ag
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_an_engine_stopped_mid_suite_fails_its_runs_and_the_other_host_s_are_kept(
+def test_an_engine_stopped_mid_suite_fails_its_runs_the_other_host_s_are_kept_and_a_plain_resume_reruns_them(
     cpu_backend: Any, fleet_engine: tuple[Any, str], data_dir: Path, tmp_path: Path
 ) -> None:
     # Last in this module: it stops the module's second engine (and starts it again for the purge).
@@ -196,6 +197,15 @@ def test_an_engine_stopped_mid_suite_fails_its_runs_and_the_other_host_s_are_kep
     (never,) = [r for r in by_host[context] if r.run_id != second_run]
     assert never.error == f"host {context} lost: {cause}"  # never started there, nor anywhere else
     assert never.environment["docker_context"] == context
+    # The engine is back. The resume command as the harness prints it, without the fleet flags (the
+    # manifest recorded the fleet), runs the failed runs again on the host each was dealt to; without
+    # the record they would run on this host's engine alone (fleet_host "").
+    resumed = tfparity("run", "--resume", str(suite), "--retry-failed", timeout=1800)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = assert_suite_dir_consistent(suite)
+    assert all(r.ok for r in final.values())
+    assert [final[r.run_id].environment["fleet_host"] for r in by_host[context]] == [context, context]
+    assert all(final[r.run_id] == r for r in by_host["default"])  # the kept ones were not run again
 
 
 @pytest.mark.docker
