@@ -276,6 +276,7 @@ def _run_level_check(subject: str, gate: Gate, ch: Change, shift: Shift, details
     """The words for a %-metric's run-level decision (the decision itself is ``shift``)."""
     details.update(
         decision=shift.outcome.value,
+        suspected=shift.suspected,  # what --confirm re-runs (a regression, or beyond the gate unproven)
         more_runs_current=shift.more_a,
         more_runs_baseline=shift.more_b,
         shift=shift.to_dict(),
@@ -299,6 +300,8 @@ def _run_level_check(subject: str, gate: Gate, ch: Change, shift: Shift, details
         )
         return Check("regression", Verdict.PASS, subject, summary, details)
     more = more_runs_text(shift, "current", "baseline")
+    if shift.suspected:  # powered, yet the observed change is beyond the gate: no "no regression" from it
+        more = f"worse than {pct(shift.hurdle, signed=False)} but not significant; {more} (or --confirm)"
     return Check("regression", Verdict.WARN, subject, f"INCONCLUSIVE: {numbers}: {more} ({noise_text(shift)})", details)
 
 

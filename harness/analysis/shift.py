@@ -9,16 +9,22 @@ current (or compared) group, side ``b`` the baseline (or reference). The rule (s
 * resolution(n) = t_(1-alpha, 2n-2) sigma sqrt(2/n), the noise floor at n = min(n_a, n_b) runs per side;
 * n_req = the runs per side that detect a ``detect``-sized change with 90 % power (stats.runs_needed).
 
-One-sided (a gate: ``worse`` is "lower" or "higher"):
+One-sided (a gate: ``worse`` is "lower" or "higher"), hurdle = max(threshold, resolution):
   n < n_min                                      -> INCONCLUSIVE ("N more runs needed", per side)
-  worsening > max(threshold, resolution), p < a  -> REGRESSION
-  n >= n_req                                     -> NO_REGRESSION
+  worsening > hurdle, p < a                      -> REGRESSION
+  n >= n_req and worsening <= hurdle             -> NO_REGRESSION
+  worsening > hurdle, not significant            -> INCONCLUSIVE, *suspected* (as many runs again)
   otherwise                                      -> INCONCLUSIVE (n_req - n more runs per side)
 Two-sided (``worse`` None, compare's faster/slower): the same with |d| and HIGHER / LOWER / NO_CHANGE.
 
-Power is required for the "nothing changed" verdicts only: above n_min an exact test plus the
+Power is required for the "nothing changed" verdicts: above n_min an exact test plus the
 resolution hurdle already bound false alarms at any n, while a "no change" from too few runs is
-a claim the data cannot back. Speed uses the exact Mann-Whitney U (robust to runs in a 3x slower
+a claim the data cannot back. Power alone is not enough either: it is a property of the design,
+not of the data. Measured on a quiet machine (the gate calibration, 5 runs per side): a 15 %
+slowdown was observed as -17 % with p = 0.075 and would have passed as "no regression beyond 5 %".
+So a "nothing changed" verdict also needs the observed change inside the hurdle; an observed change
+beyond it that is not significant is *suspected*: INCONCLUSIVE, and what ``--confirm`` re-runs.
+Speed uses the exact Mann-Whitney U (robust to runs in a 3x slower
 mode; it cannot reject below 4 runs per side); memory, whose per-run noise is tiny and near-normal,
 uses Welch's t on ln values with each side's SD raised to the floor (n_min 2; 3 with XLA).
 """
@@ -118,10 +124,29 @@ class Shift:
     def decided(self) -> bool:
         return self.outcome is not Outcome.INCONCLUSIVE
 
+    @property
+    def worsening(self) -> float | None:
+        """The observed change in the direction tested (|d| when two-sided), ln units."""
+        if self.estimate is None:
+            return None
+        return {"less": -self.estimate, "greater": self.estimate}.get(self.alternative, abs(self.estimate))
+
+    @property
+    def suspected(self) -> bool:
+        """A regression, or an observed change beyond the hurdle that is not (yet) significant: what a
+        confirmation re-runs before a gate may pass or fail."""
+        if self.outcome is Outcome.REGRESSION:
+            return True
+        hurdle, worsening = self.hurdle, self.worsening
+        return (
+            self.outcome is Outcome.INCONCLUSIVE and hurdle is not None and worsening is not None
+            and self.n >= self.n_min and worsening > hurdle
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["outcome"] = self.outcome.value
-        data.update(ratio=self.ratio, ci_ratio=list(self.ci_ratio), hurdle=self.hurdle)
+        data.update(ratio=self.ratio, ci_ratio=list(self.ci_ratio), hurdle=self.hurdle, suspected=self.suspected)
         return dict(json_safe(data))
 
 
@@ -159,6 +184,8 @@ def decide(
     more = [None if need is None else max(0, need - k) for k in (len(xa), len(xb))]
     if outcome is not Outcome.INCONCLUSIVE:
         more = [0, 0]
+    elif need is not None and more == [0, 0]:  # suspected: powered, beyond the hurdle, not significant
+        more = [need, need]  # as many runs again per side (what a --confirm of that size adds)
     return Shift(
         rule=rule.name, test=rule.test, alternative=alternative, n_a=len(xa), n_b=len(xb), estimate=estimate,
         ci_low=low, ci_high=high, p_value=p, sigma_observed=observed, sigma_floor=floor, floor_source=floor_source,
@@ -179,14 +206,15 @@ def _outcome(
 ) -> Outcome:
     if estimate is None or p is None or n < n_min:
         return Outcome.INCONCLUSIVE
+    powered = n_req is not None and n >= n_req
     if worse is None:
         if abs(estimate) > hurdle and p < alpha:
             return Outcome.HIGHER if estimate > 0 else Outcome.LOWER
-        return Outcome.NO_CHANGE if n_req is not None and n >= n_req else Outcome.INCONCLUSIVE
+        return Outcome.NO_CHANGE if powered and abs(estimate) <= hurdle else Outcome.INCONCLUSIVE
     worsening = -estimate if worse == "lower" else estimate
     if worsening > hurdle and p < alpha:
         return Outcome.REGRESSION
-    return Outcome.NO_REGRESSION if n_req is not None and n >= n_req else Outcome.INCONCLUSIVE
+    return Outcome.NO_REGRESSION if powered and worsening <= hurdle else Outcome.INCONCLUSIVE
 
 
 def _p_value(rule: Rule, xa: np.ndarray, xb: np.ndarray, alternative: str, floor: float) -> float | None:

@@ -113,3 +113,34 @@ def test_memory_decides_from_two_runs_with_welch() -> None:
     # With XLA (per-run RSS noise ~1.2 %) three runs per side are required.
     xla = decide(more, base, rule=MEMORY, worse="higher", threshold=math.log(1.05), n_min=3)
     assert xla.outcome is Outcome.INCONCLUSIVE and (xla.more_a, xla.more_b) == (1, 1)
+
+
+# Measured: the gate calibration on a quiet machine (2026-12-02, load 0.9-1.2), per-run throughput in
+# samples/s of 5 fresh processes per side, baseline MLP on mnist-5k, 1,000 steady steps per run.
+AB_00_A = [33995.5, 32797.0, 33273.5, 26486.8, 34414.2]  # one run of the unslowed side in a slow mode
+AB_00_B = [28615.5, 26872.7, 27824.9, 27561.3, 27099.1]  # slowed 15 % per step (realized 1.150)
+
+
+def test_an_observed_change_beyond_the_gate_is_never_a_pass_even_with_the_power_a_pass_needs() -> None:
+    """Campaign ab-00: -18.8 % observed, p 0.075 (one slow run on the other side). The run count had the
+    power a PASS needs, so the rule used to say "no regression beyond 5 %" about a real 15 % slowdown.
+    Now it is INCONCLUSIVE and *suspected* (what --confirm re-runs), asking for as many runs again."""
+    slowed, unslowed = [math.log(v) for v in AB_00_B], [math.log(v) for v in AB_00_A]
+    shift = decide(slowed, unslowed, rule=SPEED, worse="lower", threshold=GATE)
+    assert shift.n_required is not None and shift.n >= shift.n_required  # powered
+    assert shift.p_value is not None and 0.05 < shift.p_value < 0.1 and shift.estimate < -GATE
+    assert shift.outcome is Outcome.INCONCLUSIVE and shift.suspected
+    assert (shift.more_a, shift.more_b) == (4, 4) and shift.to_dict()["suspected"] is True
+    # Two-sided (compare's faster/slower): no "no change" either.
+    assert decide(slowed, unslowed, rule=SPEED, worse=None).outcome is Outcome.INCONCLUSIVE
+    # The same runs the other way round are an improvement: nothing to suspect, a powered PASS.
+    better = decide(unslowed, slowed, rule=SPEED, worse="lower", threshold=GATE)
+    assert better.outcome is Outcome.NO_REGRESSION and not better.suspected
+
+
+def test_a_powered_observed_change_inside_the_gate_still_passes() -> None:
+    """An A/A pair (identical configurations) whose medians differ by less than the hurdle: a PASS."""
+    rng = np.random.default_rng(7)
+    base = rng.normal(0.0, 0.03, 6)
+    shift = decide(base - 0.02, base, rule=SPEED, worse="lower", threshold=GATE)
+    assert shift.outcome is Outcome.NO_REGRESSION and not shift.suspected and shift.worsening == pytest.approx(0.02)
