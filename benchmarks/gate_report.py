@@ -57,7 +57,8 @@ def summarize(campaigns: list[dict[str, Any]], *, runs: int, slowdown: float) ->
         "aa_false_alarms": count(aa, "exit_code", 1),
         "aa_inconclusive": count(aa, "verdict", "WARN"),
         "aa_pass": count(aa, "verdict", "PASS"),
-        "aa_suspected_before_confirm": count(aa, "first_decision", "regression"),
+        # Suspected: what the gate re-ran (a REGRESSION first, or INCONCLUSIVE beyond the gate unproven).
+        "aa_suspected_before_confirm": sum(1 for c in aa if c["gate"].get("confirm_run_ids")),
         "ab_campaigns": len(ab),
         "ab_detected": count(ab, "exit_code", 1),
         "ab_inconclusive": count(ab, "verdict", "WARN"),
