@@ -73,7 +73,6 @@ def pooled_verdict(before: Comparison, after: Comparison, confirm: dict[str, Any
 
 
 def _suspected(check: Any) -> bool:
-    d = check.details
-    if check.verdict is Verdict.FAIL:
-        return bool(d.get("decision") == "regression")
-    return bool(d.get("suspected"))
+    # The run-level decision carries it (Shift.suspected: a REGRESSION, or beyond the gate unproven);
+    # accuracy checks have no such flag and are never re-run.
+    return check.details.get("suspected") is True

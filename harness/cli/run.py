@@ -251,8 +251,9 @@ def _new_suite(args: argparse.Namespace, specs: list[RunSpec], suite_name: str, 
     out_dir = new_suite_dir(Path(args.results_dir), suite_name)
     try:
         meta = {"suite": suite_name, "backend": args.backend, "data_dir": args.data_dir, **meta}
-        if placement(args):
-            meta["placement"] = placement(args)
+        where = placement(args)
+        if where:
+            meta["placement"] = where
         write_manifest(out_dir, specs, meta)
     except BaseException as exc:
         # Without its manifest the directory is neither a suite nor resumable: leave nothing behind
